@@ -1,0 +1,52 @@
+"""netshrink: make convolutional networks small and fast, and measure it honestly.
+
+The public API in one place::
+
+    import netshrink as ns
+    model = ns.create("squeezenet1_0", num_classes=10, in_chans=1, small_input=True)
+    data = ns.load_dataset("mnist5k", input_size=(1, 28, 28))
+    print(ns.render_table(ns.profile(model, (1, 28, 28))))
+
+The survey lives in :mod:`netshrink.survey` (it imports matplotlib).
+"""
+
+from netshrink.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from netshrink.data import Dataset, ImageSplit, list_datasets, load_dataset
+from netshrink.errors import NetshrinkError
+from netshrink.models import create, get_spec, list_models
+from netshrink.profile import (
+    ModelProfile,
+    measure_latency,
+    profile,
+    render_comparison,
+    render_table,
+    speedup,
+)
+from netshrink.runner import train_run
+from netshrink.train import TrainConfig, evaluate, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Checkpoint",
+    "Dataset",
+    "ImageSplit",
+    "ModelProfile",
+    "NetshrinkError",
+    "TrainConfig",
+    "create",
+    "evaluate",
+    "get_spec",
+    "list_datasets",
+    "list_models",
+    "load_checkpoint",
+    "load_dataset",
+    "measure_latency",
+    "profile",
+    "render_comparison",
+    "render_table",
+    "save_checkpoint",
+    "speedup",
+    "train",
+    "train_run",
+]

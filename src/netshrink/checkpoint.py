@@ -1,0 +1,99 @@
+"""Checkpoints: a plain dict of tensors and JSON-like values, written atomically.
+
+Loading uses ``torch.load(weights_only=True)``, which unpickles only tensors and plain
+containers, never arbitrary objects. A checkpoint records what is needed to rebuild the
+model without the code that trained it: the registry name and arguments, the input size,
+the data spec and the metrics.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from netshrink._atomic import atomic_write_bytes
+from netshrink.errors import NetshrinkError
+from netshrink.models import create
+
+__all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
+
+FORMAT = "netshrink-checkpoint"
+VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    model_name: str
+    model_args: dict[str, Any]
+    input_size: tuple[int, int, int]
+    state_dict: dict[str, torch.Tensor]
+    data: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    train_state: dict[str, Any] | None = None  # present while a run can be resumed
+
+    def build(self) -> nn.Module:
+        """The model with its trained weights, in eval mode."""
+        model = create(self.model_name, **self.model_args)
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise NetshrinkError(
+                f"checkpoint weights do not fit model {self.model_name!r}: {first}"
+            ) from None
+        return model.eval()
+
+
+def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
+    """Write ``ckpt`` to ``path`` atomically (temporary file, then rename)."""
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_name": ckpt.model_name,
+        "model_args": dict(ckpt.model_args),
+        "input_size": list(ckpt.input_size),
+        "data": ckpt.data,
+        "metrics": dict(ckpt.metrics),
+        "config": dict(ckpt.config),
+        "state_dict": {k: v.detach().cpu() for k, v in ckpt.state_dict.items()},
+        "train_state": ckpt.train_state,
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint`; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise NetshrinkError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        first = (str(exc).strip().splitlines() or ["unreadable"])[0]
+        raise NetshrinkError(f"checkpoint {path} cannot be read: {first[:200]}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise NetshrinkError(f"{path} is not a netshrink checkpoint")
+    if payload.get("version") != VERSION:
+        raise NetshrinkError(
+            f"checkpoint {path} has version {payload.get('version')}; "
+            f"this netshrink reads version {VERSION}"
+        )
+    return Checkpoint(
+        model_name=payload["model_name"],
+        model_args=dict(payload["model_args"]),
+        input_size=tuple(payload["input_size"]),
+        state_dict=payload["state_dict"],
+        data=payload.get("data", ""),
+        metrics=dict(payload.get("metrics", {})),
+        config=dict(payload.get("config", {})),
+        train_state=payload.get("train_state"),
+    )

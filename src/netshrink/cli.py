@@ -1,0 +1,310 @@
+"""The ``netshrink`` command line. It only parses flags and calls the public API."""
+
+from __future__ import annotations
+
+import os
+
+# Idle OpenMP threads that sleep add ~8 ms wake-up stalls to multi-threaded torch on
+# small machines; spinning threads avoid it. Must be set before torch starts OpenMP.
+os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from typing import Any, NoReturn  # noqa: E402
+
+from netshrink.errors import NetshrinkError  # noqa: E402
+
+__all__ = ["main", "parse_input_size"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors on one line, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def parse_input_size(text: str) -> tuple[int, ...]:
+    """``"3x224x224"`` → (3, 224, 224); ``"224x224"`` or ``"224"`` → (H, W)."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        dims = ()
+    if len(dims) == 1:
+        dims = (dims[0], dims[0])
+    if len(dims) not in (2, 3) or any(d < 1 or d > 65536 for d in dims):
+        raise NetshrinkError(
+            f"malformed --input {text!r}: expected CxHxW, HxW or S (e.g. 3x224x224)"
+        )
+    return dims
+
+
+def _split_name(text: str) -> tuple[str, list[str]]:
+    """``"mobilenet_v1:width_mult=0.5,small_input=1"`` → name and its key=value pairs."""
+    name, _, rest = text.partition(":")
+    return name, [p for p in rest.split(",") if p]
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from netshrink.models import get_spec, list_models
+
+    print(f"{'name':<16} {'family':<12} {'input':<11} {'params':>13} {'MACs':>16}  paper")
+    for name in list_models():
+        spec = get_spec(name)
+        params = spec.published.get("params")
+        macs = spec.published.get("macs")
+        print(
+            f"{name:<16} {spec.family:<12} {'x'.join(map(str, spec.input_size)):<11} "
+            f"{params or 0:>13,} {macs or 0:>16,}  {spec.paper}"
+        )
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from netshrink.data import list_datasets
+
+    print("\n".join(list_datasets()))
+    return 0
+
+
+def _profile_model(text: str, args: argparse.Namespace):
+    from netshrink.models import create, get_spec, parse_model_args
+    from netshrink.runner import resolve_model
+
+    name, pairs = _split_name(text)
+    spec = get_spec(name)
+    model_args = parse_model_args(name, [*args.arg, *pairs])
+    if args.num_classes is not None:
+        model_args["num_classes"] = args.num_classes
+    size = spec.input_size
+    if args.input:
+        dims = parse_input_size(args.input)
+        size = dims if len(dims) == 3 else (spec.input_size[0], *dims)
+    model_args, size = resolve_model(name, size, model_args)
+    label = name + (":" + ",".join(pairs) if pairs else "")
+    return label, create(name, **model_args), size
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from netshrink.profile import profile, render_comparison, render_table
+
+    profiles = []
+    for text in args.names:
+        label, model, size = _profile_model(text, args)
+        profiles.append(
+            profile(
+                model,
+                size,
+                name=label,
+                latency=args.latency,
+                batch_sizes=args.batch_size,
+                threads=args.threads,
+                per_layer_latency=args.latency and len(args.names) == 1,
+            )
+        )
+    if args.json:
+        data: Any = [p.to_dict() for p in profiles]
+        print(json.dumps(data[0] if len(data) == 1 else data, indent=2))
+    elif len(profiles) == 1:
+        print(render_table(profiles[0]))
+    else:
+        print(render_comparison(profiles))
+    return 0
+
+
+def _train_config(args: argparse.Namespace):
+    from netshrink.train import TrainConfig
+
+    return TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        augment=args.augment,
+        seed=args.seed,
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from netshrink.models import parse_model_args
+    from netshrink.runner import train_run
+
+    model_args = parse_model_args(args.name, args.arg)
+    run = train_run(
+        args.name,
+        args.data,
+        _train_config(args),
+        args.out,
+        model_args=model_args,
+        resume=args.resume,
+        limit=args.limit,
+    )
+    m = run.checkpoint.metrics
+    print(
+        f"{args.name}: val top-1 {m['val_top1']:.4f}, test top-1 {m['test_top1']:.4f} "
+        f"(n={m['test_n']}); wrote {run.out_dir / 'model.pt'}"
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from netshrink.checkpoint import load_checkpoint
+    from netshrink.data import load_dataset
+    from netshrink.profile import measure_latency
+    from netshrink.train import evaluate
+
+    ckpt = load_checkpoint(args.checkpoint)
+    model = ckpt.build()
+    seed = ckpt.config.get("train", {}).get("seed", 0)
+    data = load_dataset(args.data, input_size=ckpt.input_size, seed=seed)
+    model_classes = ckpt.model_args.get("num_classes")
+    if model_classes is not None and model_classes != data.num_classes:
+        raise NetshrinkError(
+            f"{args.checkpoint} predicts {model_classes} classes but {args.data} has "
+            f"{data.num_classes}"
+        )
+    result: dict[str, Any] = evaluate(model, data.test)
+    latency = measure_latency(model, ckpt.input_size, batch_size=1, repeats=args.repeats)
+    result.update(
+        model=ckpt.model_name,
+        data=args.data,
+        split="test",
+        latency_ms=latency.median_ms,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        top5 = f", top-5 {result['top5']:.4f}" if "top5" in result else ""
+        print(
+            f"{ckpt.model_name} on {args.data} (test, n={result['n']}): "
+            f"top-1 {result['top1']:.4f}{top5}; latency {result['latency_ms']:.2f} ms (batch 1)"
+        )
+    return 0
+
+
+def cmd_survey(args: argparse.Namespace) -> int:
+    from netshrink.survey import (
+        SurveyConfig,
+        render_rows,
+        render_table1,
+        run_survey,
+        write_report,
+    )
+
+    config = SurveyConfig(
+        data=args.data,
+        out=args.out,
+        quick=args.quick,
+        seed=args.seed,
+        epochs=args.epochs,
+        limit=args.limit,
+        latency_repeats=args.repeats,
+        table1=not args.no_table1,
+        only=tuple(args.only or ()),
+    )
+    result = run_survey(config)
+    paths = write_report(result)
+    print()
+    print(f"Table 2: methods compared on {config.data} (speed-ups vs each row's baseline)")
+    print(render_rows(result.rows))
+    if result.table1:
+        print()
+        print("Table 1: classic models at ImageNet shape (1000 classes)")
+        print(render_table1(result.table1))
+    print()
+    print(
+        f"report: {paths['html']} (also results.json, results.csv, *.png) in {result.seconds:.0f} s"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default="adam")
+    p.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--augment", action="store_true", help="light augmentation (±2 px shifts)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="use at most N images (stratified)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="netshrink",
+        description="Compress and accelerate CNNs, and measure the result honestly.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("models", help="list registered architectures")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("datasets", help="list built-in datasets and the data spec forms")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("profile", help="parameters, MACs, bytes and latency per layer")
+    p.add_argument("names", nargs="+", metavar="NAME", help="model name, optionally NAME:k=v,k=v")
+    p.add_argument("--input", help="input size CxHxW (default: the model's published input)")
+    p.add_argument("--num-classes", type=int)
+    p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--latency", action="store_true", help="measure CPU latency")
+    p.add_argument("--batch-size", type=int, nargs="+", default=[1])
+    p.add_argument("--threads", type=int)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("train", help="train a registered model")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--data", required=True, metavar="SPEC")
+    p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR")
+    _add_train_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="accuracy and latency of a checkpoint")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("--data", required=True, metavar="SPEC")
+    p.add_argument("--repeats", type=int, default=20, help="latency repeats")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("survey", help="run every method on the data and write the report")
+    p.add_argument("--data", default="mnist5k", metavar="SPEC")
+    p.add_argument("--out", default="runs/survey", metavar="DIR")
+    p.add_argument("--quick", action="store_true", help="small and fast (under 2 minutes)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--limit", type=int, help="use at most N images")
+    p.add_argument("--repeats", type=int, help="latency repeats per model")
+    p.add_argument("--only", nargs="+", metavar="KEY", help="run only these entries")
+    p.add_argument("--no-table1", action="store_true", help="skip the ImageNet-shape table")
+    p.set_defaults(func=cmd_survey)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except NetshrinkError as exc:
+        print(f"netshrink: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("netshrink: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

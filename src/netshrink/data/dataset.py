@@ -1,0 +1,90 @@
+"""The in-memory dataset: uint8 images per split, normalised and batched on the fly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from netshrink.data.transforms import random_translate
+from netshrink.errors import NetshrinkError
+
+__all__ = ["AUGMENT_MAX_SHIFT", "ImageSplit", "Dataset"]
+
+AUGMENT_MAX_SHIFT = 2  # pixels; small enough that a digit never leaves a 28x28 frame
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing tensor fields with == is ambiguous
+class ImageSplit:
+    """One split. Images stay uint8 (4x smaller than float); ``batches`` normalises.
+
+    ``mean``/``std`` are per channel in [0, 1] units, computed on the train split and
+    shared by all three splits, so every split is normalised the same way.
+    """
+
+    images: torch.Tensor  # uint8 (N, C, H, W)
+    labels: torch.Tensor  # int64 (N,)
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            shape = tuple(self.images.shape)
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {shape}")
+        if self.labels.dtype != torch.int64 or self.labels.shape != self.images.shape[:1]:
+            raise ValueError(f"labels must be int64 ({len(self.images)},)")
+        if not len(self.mean) == len(self.std) == self.images.shape[1]:
+            raise ValueError("mean and std need one value per channel")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        augment: bool = False,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield ``(x, y)``: float32 (B, C, H, W) with x = (pixel / 255 - mean) / std, int64 (B,).
+
+        The last batch may be smaller. ``shuffle`` draws a permutation and ``augment`` a
+        random translation of up to ±2 px per image (zero padding, then a random crop),
+        both from ``generator``, so a seeded generator gives the same batches every time.
+        """
+        if batch_size < 1:
+            raise NetshrinkError(f"batch size must be at least 1, got {batch_size}")
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else None
+        # (pixel / 255 - mean) / std folded into one multiply-subtract.
+        std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
+        scale = 1.0 / (255.0 * std)
+        shift = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1) / std
+        for start in range(0, n, batch_size):
+            if order is None:
+                images = self.images[start : start + batch_size]
+                labels = self.labels[start : start + batch_size]
+            else:
+                index = order[start : start + batch_size]
+                images, labels = self.images[index], self.labels[index]
+            if augment:
+                images = random_translate(images, AUGMENT_MAX_SHIFT, generator)
+            yield images.float().mul_(scale).sub_(shift), labels
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train/val/test splits of one data source, all at ``input_size`` = (C, H, W)."""
+
+    spec: str  # what it was loaded from, e.g. "mnist5k" or "folder:/path"
+    train: ImageSplit
+    val: ImageSplit
+    test: ImageSplit
+    classes: list[str]
+    input_size: tuple[int, int, int]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)

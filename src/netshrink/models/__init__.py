@@ -1,0 +1,20 @@
+"""Model architectures: a flat registry, one file per family.
+
+Small inputs: the ImageNet-shape networks (AlexNet, VGG, SqueezeNet, MobileNet,
+ShuffleNet) take ``small_input=True``, which keeps every layer and width but replaces the
+stem's downsampling (stride-1 first conv, no pooling right after it), so a 28x28 or 32x32
+image reaches the classifier with a non-empty feature map. The default
+(``small_input=False``) is the exact published network.
+"""
+
+from netshrink.models import alexnet, lenet, mobilenet, shufflenet, squeezenet, vgg  # noqa: F401
+from netshrink.models._registry import (
+    ModelSpec,
+    create,
+    get_spec,
+    list_models,
+    parse_model_args,
+    register_model,
+)
+
+__all__ = ["ModelSpec", "create", "get_spec", "list_models", "parse_model_args", "register_model"]

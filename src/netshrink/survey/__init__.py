@@ -1,0 +1,26 @@
+"""``netshrink survey``: every method on the same data, measured side by side.
+
+Methods contribute rows by registering :class:`SurveyEntry` objects; importing this
+package registers the built-in entries.
+"""
+
+from netshrink.survey import architectures  # noqa: F401  (registers entries)
+from netshrink.survey.context import SurveyConfig, SurveyContext
+from netshrink.survey.registry import Measured, SurveyEntry, list_entries, register_entry
+from netshrink.survey.report import render_rows, render_table1, write_report
+from netshrink.survey.runner import SurveyResult, SurveyRow, run_survey
+
+__all__ = [
+    "Measured",
+    "SurveyConfig",
+    "SurveyContext",
+    "SurveyEntry",
+    "SurveyResult",
+    "SurveyRow",
+    "list_entries",
+    "register_entry",
+    "render_rows",
+    "render_table1",
+    "run_survey",
+    "write_report",
+]

@@ -1,0 +1,101 @@
+"""What a survey entry can ask for: data, cached training runs, the survey settings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from netshrink.errors import NetshrinkError
+from netshrink.runner import train_run
+from netshrink.train import TrainConfig
+
+__all__ = ["SurveyConfig", "SurveyContext"]
+
+
+@dataclass
+class SurveyConfig:
+    """Settings of one survey run (``netshrink survey`` flags map onto these)."""
+
+    data: str = "mnist5k"
+    out: str = "runs/survey"
+    quick: bool = False
+    seed: int = 0
+    epochs: int | None = None  # None: 6 (full) or 1 (quick)
+    limit: int | None = None  # images used; None: all (full) or 1200 (quick)
+    batch_sizes: tuple[int, ...] = (1, 64)
+    latency_repeats: int | None = None  # None: 20 (full) or 5 (quick)
+    table1: bool = True  # classic models at ImageNet shape
+    only: tuple[str, ...] = ()  # entry keys; empty: all
+
+    def __post_init__(self) -> None:
+        self.batch_sizes = tuple(self.batch_sizes)
+        self.only = tuple(self.only)
+        if self.epochs is not None and self.epochs < 1:
+            raise NetshrinkError(f"--epochs must be >= 1, got {self.epochs}")
+        if self.limit is not None and self.limit < 50:
+            raise NetshrinkError(f"--limit must be >= 50 images, got {self.limit}")
+
+    @property
+    def train_epochs(self) -> int:
+        return self.epochs or (1 if self.quick else 6)
+
+    @property
+    def image_limit(self) -> int | None:
+        return self.limit if self.limit is not None else (1200 if self.quick else None)
+
+    @property
+    def repeats(self) -> int:
+        return self.latency_repeats or (5 if self.quick else 20)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(train_epochs=self.train_epochs, image_limit=self.image_limit)
+        return out
+
+
+@dataclass
+class SurveyContext:
+    config: SurveyConfig
+    progress: bool = True
+    _trained: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def out(self) -> Path:
+        return Path(self.config.out)
+
+    def train_config(self, **overrides: Any) -> TrainConfig:
+        settings: dict[str, Any] = {
+            "epochs": self.config.train_epochs,
+            "batch_size": 64,
+            "optimizer": "adam",
+            "lr": 1e-3,
+            "seed": self.config.seed,
+        }
+        settings.update(overrides)
+        return TrainConfig(**settings)
+
+    def train(
+        self, key: str, model_name: str, model_args: dict[str, Any] | None = None, **overrides: Any
+    ) -> tuple[nn.Module, tuple[int, int, int], dict[str, float]]:
+        """Train (or reuse the finished run of) a registry model; cached under ``out/runs/key``."""
+        if key in self._trained:
+            return self._trained[key]
+        run = train_run(
+            model_name,
+            self.config.data,
+            self.train_config(**overrides),
+            self.out / "runs" / key,
+            model_args=model_args,
+            reuse=True,
+            limit=self.config.image_limit,
+            progress=self.progress,
+        )
+        ckpt = run.checkpoint
+        status = "reused" if run.reused else f"trained in {ckpt.metrics['train_seconds']:.0f} s"
+        print(f"  {key}: test top-1 {ckpt.metrics['test_top1']:.4f} ({status})", flush=True)
+        result = (ckpt.build(), ckpt.input_size, ckpt.metrics)
+        self._trained[key] = result
+        return result

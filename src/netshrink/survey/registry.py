@@ -1,0 +1,60 @@
+"""Survey entries: each method registers the rows it contributes.
+
+An entry trains or compresses what it needs through the :class:`SurveyContext` and
+returns :class:`Measured` models; the runner profiles them, measures latency side by side
+and computes ratios against the entry's baseline. Later methods add rows by registering
+entries in their own module; the runner never changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+if TYPE_CHECKING:
+    from netshrink.survey.context import SurveyContext
+
+__all__ = ["Measured", "SurveyEntry", "list_entries", "register_entry"]
+
+
+@dataclass
+class Measured:
+    """What an entry hands back for one row."""
+
+    model: nn.Module
+    input_size: tuple[int, int, int]
+    metrics: dict[str, float]  # at least test_top1 (fraction)
+    size_bytes: int | None = None  # None: fp32 bytes of the parameters
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SurveyEntry:
+    key: str  # stable identifier, used for caching and --only
+    method: str  # row label
+    approach: str  # "architecture" or "weights"
+    targets_speed: bool
+    baseline: str  # key of the row this one is compared against (itself for a baseline)
+    run: Callable[[SurveyContext], Measured]
+    quick: bool = True  # included in --quick runs
+
+
+_ENTRIES: dict[str, SurveyEntry] = {}
+
+
+def register_entry(entry: SurveyEntry) -> SurveyEntry:
+    if entry.key in _ENTRIES:
+        raise ValueError(f"survey entry {entry.key!r} registered twice")
+    if entry.approach not in ("architecture", "weights"):
+        raise ValueError(f"approach must be 'architecture' or 'weights', got {entry.approach!r}")
+    _ENTRIES[entry.key] = entry
+    return entry
+
+
+def list_entries() -> list[SurveyEntry]:
+    """Entries in registration order (baselines first by convention)."""
+    return list(_ENTRIES.values())

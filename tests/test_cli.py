@@ -1,0 +1,167 @@
+"""The command line: outputs, and one-line errors with exit code 2 for bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from netshrink.cli import main, parse_input_size
+from netshrink.errors import NetshrinkError
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("netshrink")
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_models_lists_the_registry(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    for name in ("lenet5", "squeezenet1_0", "mobilenet_v1", "shufflenet_v1", "vgg16"):
+        assert name in out
+
+
+def test_profile_json_matches_published_counts(capsys):
+    code, out, _ = run(capsys, "profile", "squeezenet1_0", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["model"] == "squeezenet1_0"
+    assert data["input"] == [3, 224, 224]
+    # papers.md: SqueezeNet 1.0 at 224, 1000 classes.
+    assert data["params"] == 1_248_424
+    assert data["macs"] == 818_924_576
+    assert data["weight_bytes"] == 4 * 1_248_424
+    assert {"name", "macs", "params"} <= set(data["layers"][0])
+
+
+def test_profile_args_input_and_comparison(capsys):
+    code, out, _ = run(capsys, "profile", "mobilenet_v1", "--arg", "width_mult=0.5", "--json")
+    assert code == 0
+    macs = json.loads(out)["macs"]
+    assert round(macs / 1e6) == 149  # MobileNet Table 6, alpha 0.5
+    code, out, _ = run(capsys, "profile", "mobilenet_v1", "--input", "3x160x160", "--json")
+    assert abs(json.loads(out)["macs"] / 1e6 - 290) < 1  # Table 7, 160 px: "290"
+    code, out, _ = run(capsys, "profile", "alexnet", "squeezenet1_0", "mobilenet_v1:width_mult=0.5")
+    assert code == 0
+    for name in ("alexnet", "squeezenet1_0", "mobilenet_v1:width_mult=0.5"):
+        assert name in out
+    code, out, _ = run(
+        capsys,
+        "profile",
+        "lenet5",
+        "--input",
+        "1x28x28",
+        "--num-classes",
+        "10",
+        "--latency",
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["latency"]
+
+
+@pytest.mark.parametrize(
+    "argv, needles",
+    [
+        (["profile", "squeezenet1_0x"], ["unknown model", "did you mean 'squeezenet1_0'"]),
+        (["profile", "lenet5", "--input", "28by28"], ["malformed --input"]),
+        (["profile", "lenet5", "--arg", "depth=3"], ["unknown argument 'depth'"]),
+        (["profile", "lenet5", "--arg", "novalue"], ["malformed --arg"]),
+        (["profile", "mobilenet_v1", "--arg", "width_mult=wide"], ["width_mult", "float"]),
+        (["train", "lenet5", "--data", "nosuch", "--out", "x"], ["unknown dataset"]),
+        (["train", "lenet5", "--data", "mnist:/does/not/exist", "--out", "x"], ["/does/not/exist"]),
+        (["eval", "/no/such/model.pt", "--data", "digits"], ["does not exist"]),
+        (["survey", "--only", "nosuch"], ["unknown survey entry"]),
+        (["frobnicate"], ["invalid choice"]),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(capsys, tmp_path, monkeypatch, argv, needles):
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse usage errors
+        code = exc.code
+    _, err = capsys.readouterr()
+    assert_one_line_error(code, err, *needles)
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_parse_input_size():
+    assert parse_input_size("3x224x224") == (3, 224, 224)
+    assert parse_input_size("32") == (32, 32)
+    with pytest.raises(NetshrinkError):
+        parse_input_size("3x0x5")
+
+
+def test_train_then_eval_and_errors(capsys, tmp_path):
+    out = tmp_path / "run"
+    code, text, _ = run(
+        capsys,
+        "train",
+        "lenet300_100",
+        "--data",
+        "digits",
+        "--epochs",
+        "1",
+        "--limit",
+        "300",
+        "--out",
+        str(out),
+    )
+    assert code == 0, text
+    assert {"model.pt", "metrics.json", "config.yaml"} <= {p.name for p in out.iterdir()}
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    code, text, _ = run(
+        capsys, "eval", str(out / "model.pt"), "--data", "digits", "--json", "--repeats", "3"
+    )
+    assert code == 0
+    result = json.loads(text)
+    assert 0.0 <= result["top1"] <= 1.0 and result["n"] > 0 and result["latency_ms"] > 0
+
+    # Output folder that cannot be created: a one-line error, nothing written.
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = run(capsys, "train", "lenet5", "--data", "digits", "--out", str(blocker / "o"))
+    assert_one_line_error(code, err, "cannot create output folder")
+
+    # Resuming with another architecture's checkpoint in the folder.
+    code, _, err = run(
+        capsys,
+        "train",
+        "lenet5",
+        "--data",
+        "digits",
+        "--epochs",
+        "1",
+        "--limit",
+        "300",
+        "--out",
+        str(out),
+        "--resume",
+    )
+    assert_one_line_error(code, err, "different configuration")
+
+
+def test_console_script_exit_code_and_stderr(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "netshrink.cli", "profile", "alexnett"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "netshrink: error: unknown model 'alexnett'; did you mean 'alexnet'? "
+        "(see `netshrink models`)"
+    )
