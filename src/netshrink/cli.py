@@ -91,26 +91,43 @@ def _profile_model(text: str, args: argparse.Namespace):
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from netshrink.profile import profile, render_comparison, render_table
+    from netshrink.profile import (
+        measure_latency_interleaved,
+        profile,
+        render_comparison,
+        render_table,
+    )
 
-    profiles = []
-    for text in args.names:
-        label, model, size = _profile_model(text, args)
-        profiles.append(
-            profile(
-                model,
-                size,
-                name=label,
-                latency=args.latency,
-                batch_sizes=args.batch_size,
-                threads=args.threads,
-                per_layer_latency=args.latency and len(args.names) == 1,
-            )
+    built = [_profile_model(text, args) for text in args.names]
+    single = len(built) == 1
+    profiles = [
+        profile(
+            model,
+            size,
+            name=label,
+            latency=args.latency and single,
+            batch_sizes=args.batch_size,
+            threads=args.threads,
+            per_layer_latency=args.latency and single,
         )
+        for label, model, size in built
+    ]
+    if args.latency and not single:
+        # Several models: time them side by side so machine noise hits all alike.
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (_, _, size) in enumerate(built):
+            groups.setdefault(tuple(size), []).append(i)
+        for b in args.batch_size:
+            for size, idx in groups.items():
+                stats = measure_latency_interleaved(
+                    [built[i][1] for i in idx], size, batch_size=b, threads=args.threads
+                )
+                for i, st in zip(idx, stats, strict=True):
+                    profiles[i].latency[b] = st
     if args.json:
         data: Any = [p.to_dict() for p in profiles]
-        print(json.dumps(data[0] if len(data) == 1 else data, indent=2))
-    elif len(profiles) == 1:
+        print(json.dumps(data[0] if single else data, indent=2))
+    elif single:
         print(render_table(profiles[0]))
     else:
         print(render_comparison(profiles))

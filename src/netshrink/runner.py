@@ -6,7 +6,9 @@ This is what ``netshrink train`` and the survey call. How a model meets the data
 - Models with a fixed input (the LeNets) get the data resized to their input size.
 - ImageNet-shape families get ``small_input=True`` when the images are smaller than
   64 px on a side and the caller did not choose; the choice is recorded in the
-  checkpoint's model arguments, so the checkpoint rebuilds exactly.
+  checkpoint's model arguments, so the checkpoint rebuilds exactly. Images smaller than
+  28 px (the 8x8 digits) are resized up to 28 px, the smallest side every small-input
+  stem handles.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from netshrink.errors import NetshrinkError
 from netshrink.models import create, get_spec
 from netshrink.train import TrainConfig, train
 
-__all__ = ["SMALL_INPUT_SIDE", "resolve_model", "train_run", "RunResult"]
+__all__ = ["MIN_SIDE", "SMALL_INPUT_SIDE", "resolve_model", "train_run", "RunResult"]
 
 SMALL_INPUT_SIDE = 64  # below this side, ImageNet stems would shrink the map to nothing
+MIN_SIDE = 28  # smallest side every small-input stem handles
 
 
 def resolve_model(
@@ -46,7 +49,7 @@ def resolve_model(
     args.setdefault("in_chans", chans)
     if spec.supports_small_input:
         args.setdefault("small_input", min(height, width) < SMALL_INPUT_SIDE)
-        return args, (args["in_chans"], height, width)
+        return args, (args["in_chans"], max(height, MIN_SIDE), max(width, MIN_SIDE))
     return args, (args["in_chans"], spec.input_size[1], spec.input_size[2])
 
 

@@ -14,8 +14,8 @@ fc6..fc8):
   no-op at 227 (pool5 is already 6x6); it lets small inputs reach fc6 unchanged.
 
 Small inputs (``small_input=True``): conv1 becomes a 5x5/1 convolution with padding 2 and
-the same filters, and pool1 (right after the stem) is dropped; pool2 and pool5 stay, so a
-28x28 image reaches pool5 as 6x6 (32x32 as 7x7). Every other layer and width is unchanged.
+the same filters; every pool, layer and width is unchanged, so a 28x28 image reaches pool5
+as 2x2 (32x32 as 3x3) and the adaptive pool feeds fc6 its usual 6x6 grid.
 
 A map too small for a layer's window (e.g. 28x28 without ``small_input``) raises
 ``ValueError`` naming the layer, instead of a 0x0 feature map.
@@ -70,8 +70,7 @@ class AlexNet(nn.Module):
         layers: list[tuple[str, nn.Module]] = [("conv1", conv1), ("relu1", nn.ReLU(inplace=True))]
         if lrn:
             layers.append(("norm1", nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)))
-        if not small_input:
-            layers.append(("pool1", nn.MaxPool2d(kernel_size=3, stride=2)))
+        layers.append(("pool1", nn.MaxPool2d(kernel_size=3, stride=2)))
         layers += [
             ("conv2", nn.Conv2d(c1, c2, kernel_size=5, padding=2, groups=groups[1])),
             ("relu2", nn.ReLU(inplace=True)),

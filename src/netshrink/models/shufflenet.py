@@ -25,9 +25,9 @@ At 1x nothing moves. Table 2's complexities include the FC: 0.5x g=3 (conv1 12, 
 
 ``shuffle=False`` is the paper's no-shuffle ablation (same parameters and MACs).
 
-Small inputs (``small_input=True``): conv1 has stride 1 and the max-pool after it is
-dropped; 28x28 reaches stage 4 as 4x4. Every 3x3 window here is padded by 1, so no input
-collapses.
+Small inputs (``small_input=True``): conv1 has stride 1; the max-pool and every stage stay,
+so 28x28 reaches stage 4 as 2x2 (a quarter of its 7x7 ImageNet side, as in the other
+families). Every 3x3 window here is padded by 1, so no input collapses.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ class ShuffleNetV1(nn.Module):
         )
         self.bn1 = nn.BatchNorm2d(stem)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.Identity() if small_input else nn.MaxPool2d(3, stride=2, padding=1)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         chans = stem
         stages = zip(STAGE_CHANNELS[groups], STAGE_REPEATS, strict=True)
         for stage, (width, repeats) in enumerate(stages, start=2):

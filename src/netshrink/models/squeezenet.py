@@ -27,8 +27,8 @@ parameters. ``bypass="complex"`` additionally adds a 1x1 convolution (with bias,
 every SqueezeNet conv) on the shortcut of the other modules (fire2, 4, 6, 8 by default).
 
 Small inputs (``small_input=True``): conv1 becomes 3x3/1 with padding 1 and the same
-filters, and pool1 (right after conv1) is dropped; the other two pools stay (28x28 reaches
-conv10 as 7x7). A map too small for a layer's window raises ``ValueError``.
+filters; the three pools stay, so 28x28 runs the Fire modules at 14, 7 and 4 px (a quarter
+of their ImageNet sides). A map too small for a layer's window raises ``ValueError``.
 """
 
 from __future__ import annotations
@@ -152,7 +152,6 @@ class SqueezeNet(nn.Module):
             raise ValueError(f"unknown SqueezeNet version {version!r}")
         if small_input:
             conv1 = nn.Conv2d(in_chans, conv1_chans, kernel_size=3, stride=1, padding=1)
-            pool_after = pool_after[1:]
         else:
             conv1 = nn.Conv2d(in_chans, conv1_chans, kernel_size=kernel, stride=2)
         layers: list[tuple[str, nn.Module]] = [("conv1", conv1), ("relu1", nn.ReLU(inplace=True))]

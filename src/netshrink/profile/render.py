@@ -71,15 +71,24 @@ def _layer_table(profile: ModelProfile) -> _Table:
 
 
 def _comparison_table(profiles: Sequence[ModelProfile]) -> _Table:
+    """Speed-ups are against the first profile: MAC ratio (theoretical) and latency ratio."""
     batch_sizes = sorted({b for p in profiles for b in p.latency})
     headers = ["model", "input", "params", "MACs", "fp32 size"]
     headers += [f"b{b} ms" for b in batch_sizes]
+    headers += ["speed-up MACs"] + [f"speed-up b{b}" for b in batch_sizes]
+    base = profiles[0]
     rows = []
     for p in profiles:
         row = [p.model, _shape(p.input), _human(p.params), _human(p.macs), _bytes(p.weight_bytes)]
         for b in batch_sizes:
             stats = p.latency.get(b)
             row.append(_ms(stats.median_ms if stats else None))
+        row.append(f"{base.macs / p.macs:.2f}x" if p.macs else "-")
+        for b in batch_sizes:
+            if b in p.latency and b in base.latency:
+                row.append(f"{base.latency[b].median_ms / p.latency[b].median_ms:.2f}x")
+            else:
+                row.append("-")
         rows.append(row)
     return headers, rows, "ll" + "r" * (len(headers) - 2)
 
