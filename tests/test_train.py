@@ -9,7 +9,7 @@ from netshrink.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from netshrink.data import load_dataset
 from netshrink.errors import NetshrinkError
 from netshrink.models import create
-from netshrink.train import TrainConfig, evaluate, train
+from netshrink.train import TrainConfig, evaluate, recalibrate_batchnorm, train
 
 TINY = dict(epochs=2, batch_size=32, lr=1e-3, seed=3)
 
@@ -142,3 +142,19 @@ def test_loading_never_unpickles_arbitrary_objects(tmp_path):
     torch.save({"format": "netshrink-checkpoint", "x": Evil()}, tmp_path / "evil.pt")
     with pytest.raises(NetshrinkError, match="cannot be read"):
         load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_recalibrated_batchnorm_equals_dataset_statistics(digits):
+    # Reference: the mean and (unbiased, per-batch) variance a BatchNorm layer sees,
+    # computed directly in float64 over the same images.
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4))
+    model[1].running_mean.fill_(5.0)
+    assert recalibrate_batchnorm(model, digits.train, max_images=10_000)
+    feats = [model[0](x).double() for x, _ in digits.train.batches(256)]
+    means = torch.stack([f.mean(dim=(0, 2, 3)) for f in feats])
+    variances = torch.stack([f.var(dim=(0, 2, 3), unbiased=True) for f in feats])
+    # momentum=None: a plain average of the per-batch statistics.
+    assert torch.allclose(model[1].running_mean.double(), means.mean(0), atol=1e-5)
+    assert torch.allclose(model[1].running_var.double(), variances.mean(0), atol=1e-4)
+    assert model[1].momentum == 0.1  # restored
+    assert not recalibrate_batchnorm(torch.nn.Linear(3, 2), digits.train)

@@ -23,7 +23,14 @@ from tqdm.auto import tqdm
 from netshrink.data import Dataset, ImageSplit
 from netshrink.errors import NetshrinkError
 
-__all__ = ["TrainConfig", "TrainResult", "evaluate", "train", "make_optimizer"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "evaluate",
+    "make_optimizer",
+    "recalibrate_batchnorm",
+    "train",
+]
 
 
 @dataclass
@@ -118,6 +125,38 @@ def evaluate(model: nn.Module, split: ImageSplit, batch_size: int = 256) -> dict
     return out
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, split: ImageSplit, max_images: int = 4096) -> bool:
+    """Re-estimate BatchNorm running statistics with the final weights ("precise BN").
+
+    During training the running mean/variance are an exponential average over weights that
+    kept changing; after few steps they lag far behind and eval-mode accuracy can sit at
+    chance while train-mode accuracy is fine. Here they are reset and recomputed as the
+    plain average over up to ``max_images`` training images, with everything except
+    BatchNorm in eval mode (so dropout is off). Returns False if the model has no BatchNorm.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return False
+    was_training = model.training
+    model.eval()
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+        m.train()
+    seen = 0
+    for x, _ in split.batches(256):
+        model(x)
+        seen += len(x)
+        if seen >= max_images:
+            break
+    for m, momentum in zip(norms, saved, strict=True):
+        m.momentum = momentum
+    model.train(was_training)
+    return True
+
+
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     # Shuffle order depends only on (seed, epoch), so a resumed run replays it exactly.
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
@@ -204,6 +243,8 @@ def train(
                     "history": history,
                 }
             )
+    if config.epochs > 0:
+        recalibrate_batchnorm(model, data.train)
     metrics = _final_metrics(model, data)
     return TrainResult(metrics, history, time.perf_counter() - started)
 
