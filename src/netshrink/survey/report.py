@@ -109,42 +109,48 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _scatter(rows: list[SurveyRow], x: str, xlabel: str) -> bytes:
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for r in rows:
-        xv = r.size_bytes / 2**20 if x == "size" else r.macs / 1e6
-        ax.scatter(xv, 100 * r.top1, s=36, marker="o" if r.approach == "architecture" else "s")
-        ax.annotate(
-            r.method, (xv, 100 * r.top1), fontsize=7, xytext=(4, 2), textcoords="offset points"
+MARKERS = "osD^v<>pP*Xh"
+
+
+def _legend_scatter(ax, rows: list[SurveyRow], xs: list[float], ys: list[float]) -> None:
+    # Labels as a legend, not annotations: points of similar models sit on top of each other.
+    for i, (r, x, y) in enumerate(zip(rows, xs, ys, strict=True)):
+        ax.scatter(
+            x,
+            y,
+            s=40,
+            marker=MARKERS[i % len(MARKERS)],
+            color=f"C{i % 10}",
+            label=r.method,
+            alpha=0.85,
         )
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    ax.grid(alpha=0.3)
+
+
+def _scatter(rows: list[SurveyRow], x: str, xlabel: str) -> bytes:
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    xs = [r.size_bytes / 2**20 if x == "size" else r.macs / 1e6 for r in rows]
+    _legend_scatter(ax, rows, xs, [100 * r.top1 for r in rows])
     ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test top-1 (%)")
-    ax.grid(alpha=0.3)
     return _png(fig)
 
 
 def _speedup_plot(rows: list[SurveyRow]) -> bytes:
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
     others = [r for r in rows if r.key != r.baseline]
-    for r in others:
-        ax.scatter(r.speedup_theoretical, r.speedup_measured, s=36)
-        ax.annotate(
-            r.method,
-            (r.speedup_theoretical, r.speedup_measured),
-            fontsize=7,
-            xytext=(4, 2),
-            textcoords="offset points",
-        )
-    values = [v for r in others for v in (r.speedup_theoretical, r.speedup_measured)] or [1.0]
-    lo, hi = min(values + [1.0]) / 1.5, max(values) * 1.5
+    xs = [r.speedup_theoretical for r in others]
+    ys = [r.speedup_measured for r in others]
+    values = xs + ys + [1.0]
+    lo, hi = min(values) / 1.5, max(values) * 1.5
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="measured = theoretical")
+    _legend_scatter(ax, others, xs, ys)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("theoretical speed-up (MAC ratio)")
     ax.set_ylabel("measured speed-up (batch 1 latency ratio)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
     return _png(fig)
 
 
