@@ -28,17 +28,10 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 
+from netshrink.models._blocks import fc_classifier, forward_features
 from netshrink.models._registry import register_model
 
 __all__ = ["AlexNet", "alexnet", "alexnet_caffe"]
-
-
-def _window_fits(x: Tensor, layer: nn.Conv2d | nn.MaxPool2d) -> bool:
-    """True if ``layer``'s window fits in its padded input, i.e. its output is at least 1x1."""
-    k, p = layer.kernel_size, layer.padding
-    k = k[0] if isinstance(k, tuple) else k
-    p = p[0] if isinstance(p, tuple) else p
-    return min(x.shape[-2:]) + 2 * p >= k
 
 
 class AlexNet(nn.Module):
@@ -89,17 +82,7 @@ class AlexNet(nn.Module):
         ]
         self.features = nn.Sequential(OrderedDict(layers))
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
-        self.classifier = nn.Sequential(
-            OrderedDict(
-                fc6=nn.Linear(c5 * 6 * 6, 4096),
-                relu6=nn.ReLU(inplace=True),
-                drop6=nn.Dropout(0.5),
-                fc7=nn.Linear(4096, 4096),
-                relu7=nn.ReLU(inplace=True),
-                drop7=nn.Dropout(0.5),
-                fc8=nn.Linear(4096, num_classes),
-            )
-        )
+        self.classifier = fc_classifier(c5 * 6 * 6, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -109,15 +92,7 @@ class AlexNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        h, w = x.shape[-2:]
-        for layer_name, layer in self.features.named_children():
-            if isinstance(layer, nn.Conv2d | nn.MaxPool2d) and not _window_fits(x, layer):
-                hint = "" if self.small_input else "; use small_input=True"
-                raise ValueError(
-                    f"input {h}x{w} is too small for {self.name} "
-                    f"(feature map collapses at features.{layer_name}){hint}"
-                )
-            x = layer(x)  # ends (B, 256, 6, 6) at 224/227
+        x = forward_features(self.features, x, self.name, self.small_input)  # (B, 256, 6, 6) at 224
         x = torch.flatten(self.avgpool(x), 1)  # (B, conv5*36)
         return self.classifier(x)  # (B, num_classes)
 

@@ -39,6 +39,7 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 
+from netshrink.models._blocks import forward_features
 from netshrink.models._registry import register_model
 
 __all__ = ["Fire", "SqueezeNet", "fire_widths", "squeezenet1_0", "squeezenet1_1"]
@@ -120,14 +121,6 @@ class Fire(nn.Module):
         return out
 
 
-def _window_fits(x: Tensor, layer: nn.Conv2d | nn.MaxPool2d) -> bool:
-    """True if ``layer``'s window fits in its padded input, i.e. its output is at least 1x1."""
-    k, p = layer.kernel_size, layer.padding
-    k = k[0] if isinstance(k, tuple) else k
-    p = p[0] if isinstance(p, tuple) else p
-    return min(x.shape[-2:]) + 2 * p >= k
-
-
 class SqueezeNet(nn.Module):
     """conv1, eight Fire modules with max-pools after ``pool_after``, then conv10 + GAP."""
 
@@ -187,15 +180,7 @@ class SqueezeNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        h, w = x.shape[-2:]
-        for layer_name, layer in self.features.named_children():
-            if isinstance(layer, nn.Conv2d | nn.MaxPool2d) and not _window_fits(x, layer):
-                hint = "" if self.small_input else "; use small_input=True"
-                raise ValueError(
-                    f"input {h}x{w} is too small for {self.name} "
-                    f"(feature map collapses at features.{layer_name}){hint}"
-                )
-            x = layer(x)  # ends (B, 512, 13, 13) at 224
+        x = forward_features(self.features, x, self.name, self.small_input)  # (B, 512, 13, 13)
         return torch.flatten(self.classifier(x), 1)  # (B, num_classes)
 
 

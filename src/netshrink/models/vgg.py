@@ -21,6 +21,7 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 
+from netshrink.models._blocks import fc_classifier, forward_features
 from netshrink.models._registry import register_model
 
 __all__ = ["VGG", "vgg16"]
@@ -53,17 +54,7 @@ class VGG(nn.Module):
                 layers.append((f"pool{b}", nn.MaxPool2d(kernel_size=2, stride=2)))
         self.features = nn.Sequential(OrderedDict(layers))
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-        self.classifier = nn.Sequential(
-            OrderedDict(
-                fc6=nn.Linear(chans * 7 * 7, 4096),
-                relu6=nn.ReLU(inplace=True),
-                drop6=nn.Dropout(0.5),
-                fc7=nn.Linear(4096, 4096),
-                relu7=nn.ReLU(inplace=True),
-                drop7=nn.Dropout(0.5),
-                fc8=nn.Linear(4096, num_classes),
-            )
-        )
+        self.classifier = fc_classifier(chans * 7 * 7, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -73,15 +64,7 @@ class VGG(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        h, w = x.shape[-2:]
-        for layer_name, layer in self.features.named_children():
-            if isinstance(layer, nn.MaxPool2d) and min(x.shape[-2:]) < layer.kernel_size:
-                hint = "" if self.small_input else "; use small_input=True"
-                raise ValueError(
-                    f"input {h}x{w} is too small for {self.name} "
-                    f"(feature map collapses at features.{layer_name}){hint}"
-                )
-            x = layer(x)  # ends (B, 512, 7, 7) at 224
+        x = forward_features(self.features, x, self.name, self.small_input)  # (B, 512, 7, 7) at 224
         x = torch.flatten(self.avgpool(x), 1)  # (B, 25088)
         return self.classifier(x)  # (B, num_classes)
 
