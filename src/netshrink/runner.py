@@ -77,7 +77,6 @@ def train_run(
     ``resume=True`` continues an interrupted run from ``out_dir/model.pt``;
     ``reuse=True`` returns a finished run with the identical resolved config untouched.
     """
-    out = ensure_dir(out_dir)
     spec_text = data if isinstance(data, str) else data.spec
     native = native_input_size(spec_text) if isinstance(data, str) else data.input_size
     args, input_size = resolve_model(model_name, native, model_args or {})
@@ -86,6 +85,7 @@ def train_run(
     else:
         dataset = load_dataset(spec_text, input_size=input_size, seed=config.seed, limit=limit)
     args.setdefault("num_classes", dataset.num_classes)
+    out = ensure_dir(out_dir)  # only once the model and data are known to be valid
     resolved = {
         "model": model_name,
         "model_args": args,
