@@ -92,7 +92,7 @@ def _profile_model(text: str, args: argparse.Namespace):
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from netshrink.profile import (
-        measure_latency_interleaved,
+        measure_side_by_side,
         profile,
         render_comparison,
         render_table,
@@ -114,16 +114,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
     ]
     if args.latency and not single:
         # Several models: time them side by side so machine noise hits all alike.
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, (_, _, size) in enumerate(built):
-            groups.setdefault(tuple(size), []).append(i)
+        named = {str(i): (model, size) for i, (_, model, size) in enumerate(built)}
         for b in args.batch_size:
-            for size, idx in groups.items():
-                stats = measure_latency_interleaved(
-                    [built[i][1] for i in idx], size, batch_size=b, threads=args.threads
-                )
-                for i, st in zip(idx, stats, strict=True):
-                    profiles[i].latency[b] = st
+            stats = measure_side_by_side(named, batch_size=b, threads=args.threads)
+            for i, prof in enumerate(profiles):
+                prof.latency[b] = stats[str(i)]
     if args.json:
         data: Any = [p.to_dict() for p in profiles]
         print(json.dumps(data[0] if single else data, indent=2))

@@ -228,3 +228,21 @@ def test_macs_match_fvcore(name: str, kwargs: dict) -> None:
 def test_lenet_totals_match_papers(name: str, params: int, macs: int) -> None:
     p = profile(models.create(name), (1, 28, 28))
     assert (p.params, p.macs) == (params, macs)
+
+
+def test_measure_side_by_side_groups_models_by_input_size() -> None:
+    from netshrink.profile import measure_side_by_side
+
+    small = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten())
+    wide = nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten())
+    stats = measure_side_by_side(
+        {"a": (small, (1, 8, 8)), "b": (wide, (3, 16, 16)), "c": (small, (1, 8, 8))},
+        batch_size=2,
+        threads=1,
+        repeats=3,
+        warmup=1,
+    )
+    assert set(stats) == {"a", "b", "c"}
+    for s in stats.values():
+        assert s.repeats == 3 and s.batch_size == 2 and s.threads == 1
+        assert 0 < s.p10_ms <= s.median_ms <= s.p90_ms

@@ -20,6 +20,7 @@ from netshrink.profile.latency import (
     measure_latency,
     measure_latency_interleaved,
     measure_layer_latency,
+    measure_side_by_side,
 )
 from netshrink.profile.records import LatencyStats, LayerProfile, ModelProfile
 from netshrink.profile.render import render_comparison, render_table, to_markdown
@@ -33,6 +34,7 @@ __all__ = [
     "count_params",
     "measure_latency",
     "measure_latency_interleaved",
+    "measure_side_by_side",
     "speedup",
     "render_table",
     "render_comparison",

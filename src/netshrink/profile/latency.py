@@ -105,6 +105,36 @@ def measure_latency_interleaved(
     return _time_interleaved(models, input_size, batch_size, effective, repeats, warmup)
 
 
+def measure_side_by_side(
+    models: Mapping[str, tuple[nn.Module, tuple[int, int, int]]],
+    *,
+    batch_size: int = 1,
+    threads: int | None = None,
+    repeats: int = 30,
+    warmup: int = 5,
+) -> dict[str, LatencyStats]:
+    """:func:`measure_latency_interleaved` for named models with their own input sizes.
+
+    ``models`` maps a name to ``(model, (C, H, W))``; models sharing an input size are
+    timed interleaved with each other. Returns the stats by name.
+    """
+    groups: dict[tuple[int, int, int], list[str]] = {}
+    for name, (_, size) in models.items():
+        groups.setdefault(tuple(size), []).append(name)
+    out: dict[str, LatencyStats] = {}
+    for size, names in groups.items():
+        stats = measure_latency_interleaved(
+            [models[n][0] for n in names],
+            size,
+            batch_size=batch_size,
+            threads=threads,
+            repeats=repeats,
+            warmup=warmup,
+        )
+        out.update(zip(names, stats, strict=True))
+    return out
+
+
 def _time_interleaved(
     models: Sequence[nn.Module],
     input_size: tuple[int, int, int],

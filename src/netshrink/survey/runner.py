@@ -11,7 +11,7 @@ from torch import nn
 from netshrink._atomic import ensure_dir
 from netshrink.errors import NetshrinkError
 from netshrink.models import create, get_spec
-from netshrink.profile import measure_latency, measure_latency_interleaved, profile
+from netshrink.profile import measure_latency, measure_side_by_side, profile
 from netshrink.survey.context import SurveyConfig, SurveyContext
 from netshrink.survey.registry import Measured, SurveyEntry, list_entries
 
@@ -77,26 +77,6 @@ def select_entries(config: SurveyConfig) -> list[SurveyEntry]:
     return [e for e in entries.values() if e.key in wanted]
 
 
-def _interleaved_latency(
-    measured: dict[str, Measured], batch_size: int, repeats: int
-) -> dict[str, float]:
-    """Median latency per model, timed side by side (each repeat runs every model once)."""
-    groups: dict[tuple[int, int, int], list[str]] = {}
-    for key, m in measured.items():
-        groups.setdefault(tuple(m.input_size), []).append(key)
-    out = {}
-    for size, keys in groups.items():
-        stats = measure_latency_interleaved(
-            [measured[k].model for k in keys],
-            size,
-            batch_size=batch_size,
-            repeats=repeats,
-            warmup=2,
-        )
-        out.update({k: s.median_ms for k, s in zip(keys, stats, strict=True)})
-    return out
-
-
 def _table1(repeats: int, progress: bool) -> list[dict[str, Any]]:
     rows = []
     for name, args in TABLE1_MODELS:
@@ -132,7 +112,11 @@ def run_survey(config: SurveyConfig, *, progress: bool = True) -> SurveyResult:
         measured[entry.key] = entry.run(ctx)
 
     print("measuring latency side by side ...", flush=True)
-    latency = {b: _interleaved_latency(measured, b, config.repeats) for b in config.batch_sizes}
+    timed = {k: (m.model, m.input_size) for k, m in measured.items()}
+    latency: dict[int, dict[str, float]] = {}
+    for b in config.batch_sizes:
+        stats = measure_side_by_side(timed, batch_size=b, repeats=config.repeats, warmup=2)
+        latency[b] = {k: s.median_ms for k, s in stats.items()}
     profiles = {k: profile(m.model, m.input_size, name=k) for k, m in measured.items()}
 
     rows = []
