@@ -9,8 +9,8 @@ entries in their own module; the runner never changes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from torch import nn
 
@@ -29,7 +29,6 @@ class Measured:
     metrics: dict[str, float]  # at least test_top1 (fraction)
     size_bytes: int | None = None  # None: fp32 bytes of the parameters
     notes: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
