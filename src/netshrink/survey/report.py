@@ -112,9 +112,12 @@ def _png(fig) -> bytes:
 MARKERS = "osD^v<>pP*Xh"
 
 
-def _legend_scatter(ax, rows: list[SurveyRow], xs: list[float], ys: list[float]) -> None:
+def _legend_scatter(
+    ax, rows: list[SurveyRow], xs: list[float], ys: list[float], styles: list[int]
+) -> None:
     # Labels as a legend, not annotations: points of similar models sit on top of each other.
-    for i, (r, x, y) in enumerate(zip(rows, xs, ys, strict=True)):
+    # ``styles`` index each row's marker and colour, so a method looks the same in every plot.
+    for i, r, x, y in zip(styles, rows, xs, ys, strict=True):
         ax.scatter(
             x,
             y,
@@ -131,7 +134,7 @@ def _legend_scatter(ax, rows: list[SurveyRow], xs: list[float], ys: list[float])
 def _scatter(rows: list[SurveyRow], x: str, xlabel: str) -> bytes:
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     xs = [r.size_bytes / 2**20 if x == "size" else r.macs / 1e6 for r in rows]
-    _legend_scatter(ax, rows, xs, [100 * r.top1 for r in rows])
+    _legend_scatter(ax, rows, xs, [100 * r.top1 for r in rows], list(range(len(rows))))
     ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test top-1 (%)")
@@ -140,13 +143,14 @@ def _scatter(rows: list[SurveyRow], x: str, xlabel: str) -> bytes:
 
 def _speedup_plot(rows: list[SurveyRow]) -> bytes:
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    others = [r for r in rows if r.key != r.baseline]
+    styles = [i for i, r in enumerate(rows) if r.key != r.baseline]
+    others = [rows[i] for i in styles]
     xs = [r.speedup_theoretical for r in others]
     ys = [r.speedup_measured for r in others]
     values = xs + ys + [1.0]
     lo, hi = min(values) / 1.5, max(values) * 1.5
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="measured = theoretical")
-    _legend_scatter(ax, others, xs, ys)
+    _legend_scatter(ax, others, xs, ys, styles)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("theoretical speed-up (MAC ratio)")
@@ -220,7 +224,7 @@ def write_report(result: SurveyResult) -> dict[str, Path]:
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 7px;
 text-align:right}}td:first-child,th:first-child{{text-align:left}}figure{{display:inline-block;
-margin:1em}}img{{max-width:560px}}pre{{background:#f5f5f5;padding:1em}}</style></head><body>
+margin:1em}}img{{max-width:760px}}pre{{background:#f5f5f5;padding:1em}}</style></head><body>
 <h1>netshrink survey</h1>
 <p>Data: <code>{html.escape(result.config.data)}</code>. Every number below was measured in
 this run ({result.seconds:.0f} s): accuracy on the held-out test split, latency as the median
