@@ -8,8 +8,9 @@ from typing import Any
 
 from torch import nn
 
+from netshrink.data import Dataset, load_dataset, native_input_size
 from netshrink.errors import NetshrinkError
-from netshrink.runner import train_run
+from netshrink.runner import resolve_model, train_run
 from netshrink.train import TrainConfig
 
 __all__ = ["SurveyConfig", "SurveyContext"]
@@ -61,6 +62,7 @@ class SurveyContext:
     config: SurveyConfig
     progress: bool = True
     _trained: dict[str, Any] = field(default_factory=dict)
+    _datasets: dict[tuple[Any, ...], Dataset] = field(default_factory=dict)
 
     @property
     def out(self) -> Path:
@@ -79,16 +81,27 @@ class SurveyContext:
         settings.update(overrides)
         return TrainConfig(**settings)
 
+    def _dataset_for(self, model_name: str, model_args: dict[str, Any], seed: int) -> Dataset:
+        """The survey's data at the model's input size, read once per (size, seed)."""
+        _, size = resolve_model(model_name, native_input_size(self.config.data), model_args)
+        cache_key = (size, seed)
+        if cache_key not in self._datasets:
+            self._datasets[cache_key] = load_dataset(
+                self.config.data, input_size=size, seed=seed, limit=self.config.image_limit
+            )
+        return self._datasets[cache_key]
+
     def train(
         self, key: str, model_name: str, model_args: dict[str, Any] | None = None, **overrides: Any
     ) -> tuple[nn.Module, tuple[int, int, int], dict[str, float]]:
         """Train (or reuse the finished run of) a registry model; cached under ``out/runs/key``."""
         if key in self._trained:
             return self._trained[key]
+        train_config = self.train_config(**overrides)
         run = train_run(
             model_name,
-            self.config.data,
-            self.train_config(**overrides),
+            self._dataset_for(model_name, model_args or {}, train_config.seed),
+            train_config,
             self.out / "runs" / key,
             model_args=model_args,
             reuse=True,
