@@ -166,38 +166,214 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def _is_nsz(path: str) -> bool:
+    from netshrink.nsz.container import MAGIC
+
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+def _load_any(path: str):
+    """A checkpoint or an .nsz file → (model, name, args, input_size, data spec, seed)."""
+    if _is_nsz(path):
+        from netshrink.nsz import load_into, read_nsz
+        from netshrink.nsz.file import _skeleton
+
+        nsz = read_nsz(path)
+        model = load_into(nsz, _skeleton(nsz))
+        if nsz.input_size is None or len(nsz.input_size) != 3:
+            raise NetshrinkError(f"{path} does not record the model's input size")
+        meta = nsz.metadata
+        seed = meta.get("seed", 0) if isinstance(meta.get("seed", 0), int) else 0
+        data = meta.get("data", "") if isinstance(meta.get("data", ""), str) else ""
+        return model, nsz.model_name, nsz.model_args, nsz.input_size, data, seed
     from netshrink.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    seed = ckpt.config.get("train", {}).get("seed", 0)
+    return ckpt.build(), ckpt.model_name, ckpt.model_args, ckpt.input_size, ckpt.data, seed
+
+
+def _check_classes(path: str, model_args: dict, spec: str, data) -> None:
+    model_classes = model_args.get("num_classes")
+    if model_classes is not None and model_classes != data.num_classes:
+        raise NetshrinkError(
+            f"{path} predicts {model_classes} classes but {spec} has {data.num_classes}"
+        )
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
     from netshrink.data import load_dataset
     from netshrink.profile import measure_latency
     from netshrink.train import evaluate
 
-    ckpt = load_checkpoint(args.checkpoint)
-    model = ckpt.build()
-    seed = ckpt.config.get("train", {}).get("seed", 0)
-    data = load_dataset(args.data, input_size=ckpt.input_size, seed=seed)
-    model_classes = ckpt.model_args.get("num_classes")
-    if model_classes is not None and model_classes != data.num_classes:
-        raise NetshrinkError(
-            f"{args.checkpoint} predicts {model_classes} classes but {args.data} has "
-            f"{data.num_classes}"
-        )
+    model, name, model_args, input_size, _, seed = _load_any(args.checkpoint)
+    data = load_dataset(args.data, input_size=input_size, seed=seed)
+    _check_classes(args.checkpoint, model_args, args.data, data)
     result: dict[str, Any] = evaluate(model, data.test)
-    latency = measure_latency(model, ckpt.input_size, batch_size=1, repeats=args.repeats)
-    result.update(
-        model=ckpt.model_name,
-        data=args.data,
-        split="test",
-        latency_ms=latency.median_ms,
-    )
+    latency = measure_latency(model, input_size, batch_size=1, repeats=args.repeats)
+    result.update(model=name, data=args.data, split="test", latency_ms=latency.median_ms)
+    if _is_nsz(args.checkpoint):
+        result["file_bytes"] = os.path.getsize(args.checkpoint)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         top5 = f", top-5 {result['top5']:.4f}" if "top5" in result else ""
         print(
-            f"{ckpt.model_name} on {args.data} (test, n={result['n']}): "
+            f"{name} on {args.data} (test, n={result['n']}): "
             f"top-1 {result['top1']:.4f}{top5}; latency {result['latency_ms']:.2f} ms (batch 1)"
         )
+    return 0
+
+
+def _compress_source(args: argparse.Namespace):
+    """The model to compress, its registry identity, and the data (or None)."""
+    import torch
+
+    from netshrink.data import load_dataset, native_input_size
+    from netshrink.models import create, get_spec, parse_model_args
+    from netshrink.runner import resolve_model
+
+    if (args.checkpoint is None) == (args.model is None):
+        raise NetshrinkError("give either a CHECKPOINT or --model NAME")
+    if args.checkpoint is not None:
+        if args.arg or args.input:
+            raise NetshrinkError("--arg and --input go with --model, not with a checkpoint")
+        model, name, model_args, input_size, ckpt_data, seed = _load_any(args.checkpoint)
+        spec = args.data if args.data is not None else (ckpt_data or "none")
+        data = None
+        if spec != "none":
+            data = load_dataset(spec, input_size=input_size, seed=seed, limit=args.limit)
+            _check_classes(args.checkpoint, model_args, spec, data)
+        return model, name, dict(model_args), tuple(input_size), data, spec, seed
+    name = args.model
+    model_args = parse_model_args(name, args.arg)
+    spec = args.data or "none"
+    data = None
+    if spec != "none":
+        if args.input:
+            raise NetshrinkError("--input sets the model's input only with --data none")
+        model_args, input_size = resolve_model(name, native_input_size(spec), model_args)
+        data = load_dataset(spec, input_size=input_size, seed=0, limit=args.limit)
+        model_args.setdefault("num_classes", data.num_classes)
+    else:
+        input_size = get_spec(name).input_size
+        if args.input:
+            dims = parse_input_size(args.input)
+            input_size = dims if len(dims) == 3 else (input_size[0], *dims)
+            model_args.setdefault("in_chans", input_size[0])
+    torch.manual_seed(0)
+    model = create(name, **model_args)
+    return model, name, model_args, tuple(input_size), data, spec, 0
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from netshrink._atomic import atomic_write_text, ensure_dir
+    from netshrink.compress import check_recipe, compress
+    from netshrink.nsz import render_report
+    from netshrink.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    out = Path(args.out)
+    ensure_dir(out.parent)
+    model, name, model_args, input_size, data, spec, seed = _compress_source(args)
+    check_recipe(model, recipe)
+    result = compress(
+        model,
+        recipe,
+        data,
+        path=out,
+        model_name=name,
+        model_args=model_args,
+        input_size=input_size,
+        metadata={"data": "" if spec == "none" else spec, "seed": seed},
+        progress=not args.quiet,
+    )
+    stem = out.with_suffix("")
+    atomic_write_text(f"{stem}.recipe.yaml", recipe.to_yaml())
+    atomic_write_text(f"{stem}.json", json.dumps(result.to_dict(), indent=2))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    print(render_report(result.report))
+    if result.baseline:
+        before, after = result.baseline["test_top1"], result.metrics["test_top1"]
+        print(f"test top-1: {before:.2f}% before, {after:.2f}% after ({after - before:+.2f})")
+    print(f"wrote {out} ({out.stat().st_size:,} bytes), {stem}.recipe.yaml, {stem}.json")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from netshrink.nsz import compression_report, read_nsz, render_report
+
+    report = compression_report(read_nsz(args.file))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(f"{args.file}: {report.model or 'unnamed architecture'}")
+        print(render_report(report))
+    return 0
+
+
+def cmd_unpack(args: argparse.Namespace) -> int:
+    from netshrink.checkpoint import Checkpoint, save_checkpoint
+    from netshrink.nsz import read_nsz
+
+    nsz = read_nsz(args.file)
+    model, name, model_args, input_size, data, seed = _load_any(args.file)
+    metrics = nsz.metadata.get("metrics", {})
+    ckpt = Checkpoint(
+        model_name=name,
+        model_args=model_args,
+        input_size=tuple(input_size),
+        state_dict=model.state_dict(),
+        data=data,
+        metrics=metrics if isinstance(metrics, dict) else {},
+        config={"train": {"seed": seed}, "unpacked_from": str(args.file)},
+    )
+    save_checkpoint(args.out, ckpt)
+    print(f"wrote {args.out} ({name}, dense fp32)")
+    return 0
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from netshrink._atomic import atomic_write_text, ensure_dir
+    from netshrink.data import load_dataset
+    from netshrink.prune import (
+        plot_sensitivity,
+        render_sensitivity,
+        sensitivity_scan,
+        suggest_sparsity,
+    )
+    from netshrink.train import evaluate
+
+    model, name, model_args, input_size, ckpt_data, seed = _load_any(args.checkpoint)
+    spec = args.data or ckpt_data
+    if not spec:
+        raise NetshrinkError("--data is required: the checkpoint records no data spec")
+    data = load_dataset(spec, input_size=input_size, seed=seed, limit=args.limit)
+    _check_classes(args.checkpoint, model_args, spec, data)
+    out = ensure_dir(Path(args.out))
+    result = sensitivity_scan(
+        model, lambda m: evaluate(m, data.val)["top1"], sparsities=args.sparsities
+    )
+    suggestion = suggest_sparsity(result, args.max_drop)
+    atomic_write_text(
+        out / "sensitivity.json",
+        json.dumps(
+            {**result.to_dict(), "max_drop": args.max_drop, "suggested": suggestion}, indent=2
+        ),
+    )
+    plot_sensitivity(result, out / "sensitivity.png")
+    print(render_sensitivity(result, args.max_drop))
+    print(f"wrote {out / 'sensitivity.json'} and {out / 'sensitivity.png'}")
     return 0
 
 
@@ -285,12 +461,47 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_flags(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="accuracy and latency of a checkpoint")
-    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p = sub.add_parser("eval", help="accuracy and latency of a checkpoint or .nsz file")
+    p.add_argument("checkpoint", metavar="CHECKPOINT|FILE.nsz")
     p.add_argument("--data", required=True, metavar="SPEC")
     p.add_argument("--repeats", type=int, default=20, help="latency repeats")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("compress", help="Deep Compression: run a recipe, write an .nsz file")
+    p.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT")
+    p.add_argument("--model", metavar="NAME", help="compress a registered model instead")
+    p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--input", help="model input CxHxW (with --model and --data none)")
+    p.add_argument("--recipe", required=True, metavar="FILE")
+    p.add_argument("--data", metavar="SPEC", help="data for retraining, or 'none'")
+    p.add_argument("--limit", type=int, help="use at most N images (stratified)")
+    p.add_argument("--out", required=True, metavar="FILE.nsz")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("inspect", help="per-layer compression table of an .nsz file")
+    p.add_argument("file", metavar="FILE.nsz")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("unpack", help="decode an .nsz file into a dense checkpoint")
+    p.add_argument("file", metavar="FILE.nsz")
+    p.add_argument("--out", required=True, metavar="MODEL.pt")
+    p.set_defaults(func=cmd_unpack)
+
+    p = sub.add_parser("sensitivity", help="per-layer accuracy against pruning sparsity")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("--data", metavar="SPEC", help="default: the checkpoint's data")
+    p.add_argument("--limit", type=int, help="use at most N images (stratified)")
+    p.add_argument(
+        "--sparsities", type=float, nargs="+",
+        default=[0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95],
+    )  # fmt: skip
+    p.add_argument("--max-drop", type=float, default=1.0, help="accuracy budget, points")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(func=cmd_sensitivity)
 
     p = sub.add_parser("survey", help="run every method on the data and write the report")
     p.add_argument("--data", default="mnist5k", metavar="SPEC")

@@ -1,0 +1,25 @@
+"""The ``.nsz`` compressed model file (specified in docs/format.md).
+
+``pack(model, path)`` writes a pruned and weight-shared model with relative indices and
+Huffman coding; ``unpack(path)`` rebuilds it; ``compression_report`` gives the per-layer
+table of Deep Compression's Tables 2-5. Nothing in a file is ever executed (no pickle).
+"""
+
+from netshrink.nsz.container import NszFormatError
+from netshrink.nsz.file import EncodingConfig, NszFile, load_into, pack, parse_nsz, read_nsz, unpack
+from netshrink.nsz.report import CompressionReport, LayerRow, compression_report, render_report
+
+__all__ = [
+    "CompressionReport",
+    "EncodingConfig",
+    "LayerRow",
+    "NszFile",
+    "NszFormatError",
+    "compression_report",
+    "load_into",
+    "pack",
+    "parse_nsz",
+    "read_nsz",
+    "render_report",
+    "unpack",
+]

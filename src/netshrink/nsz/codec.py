@@ -1,0 +1,234 @@
+"""Tensor encodings of the ``.nsz`` format: ``shared``, ``sparse`` and ``raw``.
+
+- ``shared``: a weight-shared (and usually pruned) layer. Symbols ``0..2**bits - 1``: 0 is an
+  exact zero, ``s >= 1`` is ``codebook[s - 1]``. Layout ``sparse`` stores the relative index
+  (``GAP ``) and the symbols of the stored entries (``IDX ``); layout ``dense`` stores a
+  symbol for every position. The writer picks the smaller.
+- ``sparse``: a pruned float layer: relative index (``GAP ``) plus fp32 values (``VAL ``).
+- ``raw``: the tensor's values, little-endian, as float32, float16 or int64 (``RAW ``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from netshrink.nsz.container import NszFormatError
+from netshrink.nsz.streams import decode_stream, encode_stream, stream_info
+from netshrink.primitives.relindex import decode_positions, encode_positions
+
+__all__ = ["EncodedTensor", "decode_tensor", "encode_raw", "encode_shared", "encode_sparse"]
+
+RAW_DTYPES = {"float32": "<f4", "float16": "<f2", "int64": "<i8"}
+MAX_ELEMENTS = 1 << 29  # per tensor (2 GiB of fp32); far above VGG-16's largest layer
+
+
+@dataclass
+class EncodedTensor:
+    """One tensor's header entry and its data sections (``(tag, payload)``, in order)."""
+
+    entry: dict[str, Any]
+    sections: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(p) for _, p in self.sections)
+
+
+def encode_raw(name: str, values: np.ndarray, storage: str = "float32") -> EncodedTensor:
+    """Store ``values`` as they are (floats as ``storage``: float32 or float16)."""
+    values = np.asarray(values)
+    if np.issubdtype(values.dtype, np.integer):
+        storage = "int64"
+    elif storage not in ("float32", "float16"):
+        raise ValueError(f"raw storage must be float32 or float16, got {storage!r}")
+    payload = np.ascontiguousarray(values, dtype=RAW_DTYPES[storage]).tobytes()
+    entry = {"name": name, "shape": list(values.shape), "encoding": "raw", "storage": storage}
+    return EncodedTensor(entry, [(b"RAW ", payload)])
+
+
+def encode_shared(
+    name: str,
+    symbols: np.ndarray,
+    codebook: np.ndarray,
+    bits: int,
+    index_bits: int,
+    coding: str = "auto",
+) -> EncodedTensor:
+    """Store a weight-shared layer: ``symbols`` (its shape is the tensor's) and ``codebook``.
+
+    ``coding`` applies to both streams (``"auto"`` uses Huffman where it is smaller).
+    """
+    shape = list(np.shape(symbols))
+    flat = np.asarray(symbols).ravel()
+    codebook = np.asarray(codebook, dtype="<f4").ravel()
+    if codebook.size >= 1 << bits:
+        raise ValueError(f"{name}: codebook of {codebook.size} needs more than {bits} bits")
+    if flat.size and int(flat.max()) > codebook.size:
+        raise ValueError(f"{name}: symbol {int(flat.max())} beyond the codebook")
+    entry: dict[str, Any] = {
+        "name": name,
+        "shape": shape,
+        "encoding": "shared",
+        "bits": int(bits),
+        "codebook_size": int(codebook.size),
+        "nonzeros": int(np.count_nonzero(flat)),
+    }
+    gaps, entries = encode_positions(np.flatnonzero(flat), flat.size, index_bits)
+    sparse = [
+        (b"CBK ", codebook.tobytes()),
+        (b"GAP ", encode_stream(gaps, index_bits, coding)),
+        (b"IDX ", encode_stream(flat[entries], bits, coding)),
+    ]
+    best = EncodedTensor({**entry, "layout": "sparse", "index_bits": int(index_bits)}, sparse)
+    if entries.size > flat.size // 4:  # dense storage can only win when few positions are zero
+        dense = [(b"CBK ", codebook.tobytes()), (b"IDX ", encode_stream(flat, bits, coding))]
+        candidate = EncodedTensor({**entry, "layout": "dense"}, dense)
+        if candidate.nbytes < best.nbytes:
+            best = candidate
+    return best
+
+
+def encode_sparse(
+    name: str, values: np.ndarray, index_bits: int, coding: str = "auto"
+) -> EncodedTensor:
+    """Store a pruned float tensor as a relative index plus fp32 values; ``raw`` if smaller."""
+    values = np.asarray(values, dtype=np.float32)
+    flat = values.ravel()
+    gaps, entries = encode_positions(np.flatnonzero(flat), flat.size, index_bits)
+    sections = [
+        (b"GAP ", encode_stream(gaps, index_bits, coding)),
+        (b"VAL ", flat[entries].astype("<f4").tobytes()),
+    ]
+    entry = {
+        "name": name,
+        "shape": list(values.shape),
+        "encoding": "sparse",
+        "index_bits": int(index_bits),
+        "nonzeros": int(np.count_nonzero(flat)),
+    }
+    sparse = EncodedTensor(entry, sections)
+    raw = encode_raw(name, values)
+    return sparse if sparse.nbytes < raw.nbytes else raw
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def _int(entry: dict[str, Any], key: str, low: int, high: int) -> int:
+    value = entry.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise NszFormatError(
+            f"tensor {entry.get('name')!r}: {key} must be an integer in {low}..{high}, "
+            f"got {value!r}"
+        )
+    return value
+
+
+def entry_shape(entry: dict[str, Any]) -> tuple[int, ...]:
+    """The declared shape, validated (non-negative ints, at most ``MAX_ELEMENTS`` values)."""
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or len(shape) > 8:
+        raise NszFormatError(f"tensor {entry.get('name')!r}: invalid shape {shape!r}")
+    numel = 1
+    for dim in shape:
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 0:
+            raise NszFormatError(f"tensor {entry.get('name')!r}: invalid shape {shape!r}")
+        numel *= dim
+    if numel > MAX_ELEMENTS:
+        raise NszFormatError(
+            f"tensor {entry.get('name')!r} declares {numel} values, more than {MAX_ELEMENTS}"
+        )
+    return tuple(shape)
+
+
+EXPECTED_TAGS = {
+    ("raw", None): (b"RAW ",),
+    ("shared", "sparse"): (b"CBK ", b"GAP ", b"IDX "),
+    ("shared", "dense"): (b"CBK ", b"IDX "),
+    ("sparse", None): (b"GAP ", b"VAL "),
+}
+
+
+def section_tags(entry: dict[str, Any]) -> tuple[bytes, ...]:
+    """The section tags an entry owns, in file order; errors for an unknown encoding."""
+    encoding = entry.get("encoding")
+    layout = entry.get("layout") if encoding == "shared" else None
+    tags = EXPECTED_TAGS.get((encoding, layout))
+    if tags is None:
+        raise NszFormatError(
+            f"tensor {entry.get('name')!r}: unknown encoding {encoding!r}"
+            + (f" layout {layout!r}" if layout is not None else "")
+        )
+    return tags
+
+
+def _positions(entry: dict[str, Any], gaps_payload, numel: int) -> np.ndarray:
+    index_bits = _int(entry, "index_bits", 1, 16)
+    info = stream_info(gaps_payload)
+    if info.symbol_bits != index_bits:
+        raise NszFormatError(f"tensor {entry['name']!r}: gap stream is not {index_bits}-bit")
+    # Fillers cover every run of zeros, trailing ones included (primitives.relindex).
+    if numel > (info.count + 1) << index_bits:
+        raise NszFormatError(
+            f"tensor {entry['name']!r}: {info.count} entries cannot cover {numel} values"
+        )
+    try:
+        return decode_positions(decode_stream(gaps_payload), numel)
+    except ValueError as exc:
+        raise NszFormatError(f"tensor {entry['name']!r}: {exc}") from None
+
+
+def decode_tensor(entry: dict[str, Any], payloads: list[memoryview]) -> np.ndarray:
+    """Rebuild one tensor from its header entry and its section payloads (in ``section_tags``
+    order). float32 for floating encodings, int64 for integer raw tensors."""
+    name = entry.get("name")
+    shape = entry_shape(entry)
+    numel = int(np.prod(shape, dtype=np.int64))
+    encoding = entry["encoding"]
+    if encoding == "raw":
+        storage = entry.get("storage")
+        if storage not in RAW_DTYPES:
+            raise NszFormatError(f"tensor {name!r}: unknown raw storage {storage!r}")
+        dtype = np.dtype(RAW_DTYPES[storage])
+        if len(payloads[0]) != numel * dtype.itemsize:
+            raise NszFormatError(
+                f"tensor {name!r}: {len(payloads[0])} bytes for {numel} {storage} values"
+            )
+        values = np.frombuffer(payloads[0], dtype)
+        out = values.astype(np.int64 if storage == "int64" else np.float32)
+        return out.reshape(shape)
+    if encoding == "sparse":
+        positions = _positions(entry, payloads[0], numel)
+        if len(payloads[1]) != 4 * positions.size:
+            raise NszFormatError(f"tensor {name!r}: values do not match its relative index")
+        out = np.zeros(numel, np.float32)
+        out[positions] = np.frombuffer(payloads[1], "<f4")
+        return out.reshape(shape)
+    # shared
+    bits = _int(entry, "bits", 1, 16)
+    size = _int(entry, "codebook_size", 0, (1 << bits) - 1)
+    if len(payloads[0]) != 4 * size:
+        raise NszFormatError(f"tensor {name!r}: codebook holds {len(payloads[0])} bytes")
+    table = np.zeros(size + 1, np.float32)
+    table[1:] = np.frombuffer(payloads[0], "<f4")
+    symbols_payload = payloads[-1]
+    info = stream_info(symbols_payload)
+    if info.symbol_bits != bits:
+        raise NszFormatError(f"tensor {name!r}: index stream is not {bits}-bit")
+    if entry["layout"] == "sparse":
+        positions = _positions(entry, payloads[1], numel)
+        if info.count != positions.size:
+            raise NszFormatError(f"tensor {name!r}: {info.count} indices for {positions.size} gaps")
+    elif info.count != numel:
+        raise NszFormatError(f"tensor {name!r}: {info.count} indices for {numel} values")
+    symbols = decode_stream(symbols_payload)
+    if symbols.size and int(symbols.max()) > size:
+        raise NszFormatError(f"tensor {name!r}: index {int(symbols.max())} beyond the codebook")
+    if entry["layout"] == "dense":
+        return table[symbols].reshape(shape)
+    out = np.zeros(numel, np.float32)
+    out[positions] = table[symbols]
+    return out.reshape(shape)

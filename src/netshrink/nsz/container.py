@@ -1,0 +1,121 @@
+"""The ``.nsz`` container: a preamble, then checksummed typed sections (docs/format.md).
+
+This layer knows bytes only: it writes and reads ``(tag, payload)`` sections and the JSON
+header, and validates lengths and checksums before anything is allocated from them.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from typing import Any
+
+from netshrink.errors import NetshrinkError
+
+__all__ = [
+    "MAGIC",
+    "SECTION_TAGS",
+    "VERSION",
+    "NszFormatError",
+    "read_container",
+    "write_container",
+]
+
+MAGIC = b"\x89NSZ\r\n\x1a\n"  # PNG-style: catches text-mode and 7-bit transfers
+VERSION = 1
+SECTION_TAGS = (b"HEAD", b"CBK ", b"IDX ", b"GAP ", b"VAL ", b"RAW ", b"END ")
+_PREAMBLE = struct.Struct("<8sHH")  # magic, version, flags (0)
+_SECTION = struct.Struct("<4sQ")  # tag, payload length
+_CRC = struct.Struct("<I")
+MAX_HEADER_BYTES = 64 << 20
+MAX_SECTIONS = 1 << 20
+
+
+class NszFormatError(NetshrinkError):
+    """A file that is not a valid ``.nsz`` (truncated, corrupted, wrong version...)."""
+
+
+def _section(tag: bytes, payload: bytes) -> bytes:
+    head = _SECTION.pack(tag, len(payload))
+    return head + payload + _CRC.pack(zlib.crc32(payload, zlib.crc32(head)))
+
+
+def write_container(header: dict[str, Any], sections: list[tuple[bytes, bytes]]) -> bytes:
+    """Serialize ``header`` (JSON) and the data ``sections`` into one ``.nsz`` byte string."""
+    text = json.dumps(header, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    parts = [_PREAMBLE.pack(MAGIC, VERSION, 0), _section(b"HEAD", text.encode("utf-8"))]
+    for tag, payload in sections:
+        if tag not in SECTION_TAGS or tag in (b"HEAD", b"END "):
+            raise ValueError(f"not a data section tag: {tag!r}")
+        parts.append(_section(tag, bytes(payload)))
+    parts.append(_section(b"END ", b""))
+    return b"".join(parts)
+
+
+def read_container(data: bytes) -> tuple[int, dict[str, Any], list[tuple[bytes, memoryview]]]:
+    """Parse and verify a container: ``(version, header, data sections)``.
+
+    Every length is checked against the bytes actually present and every checksum is
+    verified, so a damaged file fails here with :class:`NszFormatError`.
+    """
+    view = memoryview(data)
+    if len(view) < _PREAMBLE.size:
+        raise NszFormatError(f"file is {len(view)} bytes, too short for an .nsz preamble")
+    magic, version, flags = _PREAMBLE.unpack_from(view, 0)
+    if magic != MAGIC:
+        raise NszFormatError("wrong magic number: not an .nsz file")
+    if version > VERSION:
+        raise NszFormatError(
+            f"file format version {version} is newer than this netshrink reads ({VERSION}); "
+            "upgrade netshrink"
+        )
+    if version < 1:
+        raise NszFormatError(f"invalid format version {version}")
+    if flags != 0:
+        raise NszFormatError(f"unknown preamble flags {flags:#06x}")
+    offset = _PREAMBLE.size
+    sections: list[tuple[bytes, memoryview]] = []
+    ended = False
+    while offset < len(view):
+        if ended:
+            raise NszFormatError(f"{len(view) - offset} stray bytes after the END section")
+        if len(view) - offset < _SECTION.size + _CRC.size:
+            raise NszFormatError(f"truncated section header at byte {offset}")
+        tag, length = _SECTION.unpack_from(view, offset)
+        if tag not in SECTION_TAGS:
+            raise NszFormatError(f"unknown section tag {tag!r} at byte {offset}")
+        start = offset + _SECTION.size
+        if length > len(view) - start - _CRC.size:
+            raise NszFormatError(
+                f"section {tag.decode()!r} at byte {offset} declares {length} bytes; "
+                f"only {len(view) - start - _CRC.size} remain"
+            )
+        payload = view[start : start + length]
+        (crc,) = _CRC.unpack_from(view, start + length)
+        if crc != zlib.crc32(payload, zlib.crc32(view[offset:start])):
+            raise NszFormatError(f"checksum mismatch in section {tag.decode()!r} at byte {offset}")
+        if not sections and tag != b"HEAD":
+            raise NszFormatError("the first section is not the HEAD header")
+        if sections and tag == b"HEAD":
+            raise NszFormatError(f"a second HEAD section at byte {offset}")
+        if tag == b"END ":
+            if length:
+                raise NszFormatError("the END section is not empty")
+            ended = True
+        sections.append((tag, payload))
+        if len(sections) > MAX_SECTIONS:
+            raise NszFormatError(f"more than {MAX_SECTIONS} sections")
+        offset = start + length + _CRC.size
+    if not ended:
+        raise NszFormatError("file is truncated: no END section")
+    head = sections[0][1]
+    if len(head) > MAX_HEADER_BYTES:
+        raise NszFormatError(f"header of {len(head)} bytes exceeds {MAX_HEADER_BYTES}")
+    try:
+        header = json.loads(bytes(head).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise NszFormatError(f"header is not valid JSON: {str(exc)[:100]}") from None
+    if not isinstance(header, dict):
+        raise NszFormatError("header is not a JSON object")
+    return version, header, sections[1:-1]
