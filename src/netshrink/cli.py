@@ -302,8 +302,11 @@ def cmd_compress(args: argparse.Namespace) -> int:
         return 0
     print(render_report(result.report))
     if result.baseline:
-        before, after = result.baseline["test_top1"], result.metrics["test_top1"]
-        print(f"test top-1: {before:.2f}% before, {after:.2f}% after ({after - before:+.2f})")
+        before = 100 * result.baseline["test_top1"]
+        after = 100 * result.metrics["test_top1"]
+        print(
+            f"test top-1: {before:.2f}% before, {after:.2f}% after ({after - before:+.2f} points)"
+        )
     print(f"wrote {out} ({out.stat().st_size:,} bytes), {stem}.recipe.yaml, {stem}.json")
     return 0
 

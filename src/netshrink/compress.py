@@ -110,9 +110,13 @@ def compress(
             continue
         record["metrics"] = _metrics(model, data)
         records.append(record)
-    meta = {"recipe": recipe.to_dict(), "baseline": baseline, **(metadata or {})}
-    if records and records[-1].get("metrics"):
-        meta["metrics"] = records[-1]["metrics"]
+    # The header keeps a little provenance; the full resolved recipe is written beside
+    # the file by the CLI (every byte of the header counts against LeNet-size files).
+    meta: dict[str, Any] = {"recipe": recipe.name, **(metadata or {})}
+    final = records[-1].get("metrics") if records else None
+    if final:
+        meta["metrics"] = {k: final[k] for k in ("test_top1", "test_top5") if k in final}
+        meta["baseline"] = {k: baseline[k] for k in ("test_top1", "test_top5") if k in baseline}
     blob = pack(
         model, path, recipe.encode, model_name=model_name, model_args=model_args,
         input_size=input_size, metadata=meta,

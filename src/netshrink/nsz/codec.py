@@ -156,13 +156,35 @@ def section_tags(entry: dict[str, Any]) -> tuple[bytes, ...]:
     """The section tags an entry owns, in file order; errors for an unknown encoding."""
     encoding = entry.get("encoding")
     layout = entry.get("layout") if encoding == "shared" else None
-    tags = EXPECTED_TAGS.get((encoding, layout))
+    tags = None
+    if isinstance(encoding, str) and (layout is None or isinstance(layout, str)):
+        tags = EXPECTED_TAGS.get((encoding, layout))
     if tags is None:
         raise NszFormatError(
             f"tensor {entry.get('name')!r}: unknown encoding {encoding!r}"
             + (f" layout {layout!r}" if layout is not None else "")
         )
     return tags
+
+
+def validate_entry(entry: dict[str, Any]) -> None:
+    """Check every field an entry's encoding uses (types and ranges), before any decoding."""
+    name = entry.get("name")
+    entry_shape(entry)
+    section_tags(entry)
+    encoding = entry["encoding"]
+    if encoding == "raw":
+        storage = entry.get("storage")
+        if not isinstance(storage, str) or storage not in RAW_DTYPES:
+            raise NszFormatError(f"tensor {name!r}: unknown raw storage {storage!r}")
+        return
+    if encoding == "sparse" or entry.get("layout") == "sparse":
+        _int(entry, "index_bits", 1, 16)
+    if encoding == "shared":
+        bits = _int(entry, "bits", 1, 16)
+        _int(entry, "codebook_size", 0, (1 << bits) - 1)
+    if "nonzeros" in entry:
+        _int(entry, "nonzeros", 0, MAX_ELEMENTS)
 
 
 def _positions(entry: dict[str, Any], gaps_payload, numel: int) -> np.ndarray:
@@ -189,9 +211,8 @@ def decode_tensor(entry: dict[str, Any], payloads: list[memoryview]) -> np.ndarr
     numel = int(np.prod(shape, dtype=np.int64))
     encoding = entry["encoding"]
     if encoding == "raw":
-        storage = entry.get("storage")
-        if storage not in RAW_DTYPES:
-            raise NszFormatError(f"tensor {name!r}: unknown raw storage {storage!r}")
+        validate_entry(entry)
+        storage = entry["storage"]
         dtype = np.dtype(RAW_DTYPES[storage])
         if len(payloads[0]) != numel * dtype.itemsize:
             raise NszFormatError(

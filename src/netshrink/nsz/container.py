@@ -44,7 +44,8 @@ def _section(tag: bytes, payload: bytes) -> bytes:
 def write_container(header: dict[str, Any], sections: list[tuple[bytes, bytes]]) -> bytes:
     """Serialize ``header`` (JSON) and the data ``sections`` into one ``.nsz`` byte string."""
     text = json.dumps(header, separators=(",", ":"), sort_keys=True, allow_nan=False)
-    parts = [_PREAMBLE.pack(MAGIC, VERSION, 0), _section(b"HEAD", text.encode("utf-8"))]
+    head = zlib.compress(text.encode("utf-8"), 9)
+    parts = [_PREAMBLE.pack(MAGIC, VERSION, 0), _section(b"HEAD", head)]
     for tag, payload in sections:
         if tag not in SECTION_TAGS or tag in (b"HEAD", b"END "):
             raise ValueError(f"not a data section tag: {tag!r}")
@@ -109,11 +110,17 @@ def read_container(data: bytes) -> tuple[int, dict[str, Any], list[tuple[bytes, 
         offset = start + length + _CRC.size
     if not ended:
         raise NszFormatError("file is truncated: no END section")
-    head = sections[0][1]
-    if len(head) > MAX_HEADER_BYTES:
-        raise NszFormatError(f"header of {len(head)} bytes exceeds {MAX_HEADER_BYTES}")
+    inflater = zlib.decompressobj()
     try:
-        header = json.loads(bytes(head).decode("utf-8"))
+        head = inflater.decompress(sections[0][1], MAX_HEADER_BYTES)
+    except zlib.error as exc:
+        raise NszFormatError(f"header is not a valid zlib stream: {exc}") from None
+    if inflater.unconsumed_tail:
+        raise NszFormatError(f"header inflates to more than {MAX_HEADER_BYTES} bytes")
+    if not inflater.eof or inflater.unused_data:
+        raise NszFormatError("header zlib stream is truncated or has trailing bytes")
+    try:
+        header = json.loads(head.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise NszFormatError(f"header is not valid JSON: {str(exc)[:100]}") from None
     if not isinstance(header, dict):

@@ -16,6 +16,7 @@ Reading never executes code: the header is JSON and the sections are typed array
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from netshrink.nsz.codec import (
     encode_sparse,
     entry_shape,
     section_tags,
+    validate_entry,
 )
 from netshrink.nsz.container import NszFormatError, read_container, write_container
 from netshrink.quantize import shared_layers
@@ -225,7 +227,7 @@ def parse_nsz(data: bytes) -> NszFile:
         if entry["name"] in seen:
             raise NszFormatError(f"tensor {entry['name']!r} appears twice")
         seen.add(entry["name"])
-        entry_shape(entry)
+        validate_entry(entry)
         tags = section_tags(entry)
         owned = sections[cursor : cursor + len(tags)]
         if tuple(tag for tag, _ in owned) != tags:
@@ -262,7 +264,8 @@ def _skeleton(nsz: NszFile) -> nn.Module:
             "the file names no registered architecture; pass the model skeleton "
             "(unpack(path, model=...))"
         )
-    with torch.device("meta"):  # allocate nothing until the declared sizes are checked
+    with torch.device("meta"), warnings.catch_warnings():  # allocate nothing until checked
+        warnings.simplefilter("ignore")  # e.g. "zero-element tensors" for num_classes=0
         try:
             model = create(nsz.model_name, **nsz.model_args)
         except NetshrinkError as exc:
