@@ -2,6 +2,7 @@
 
 import heapq
 import itertools
+import re
 from fractions import Fraction
 
 import numpy as np
@@ -211,3 +212,151 @@ def test_fuzzed_streams_raise_value_error_or_decode():
         else:
             assert out.shape == (max(n_symbols, 0),)
             assert np.all(lengths[out] > 0)
+
+
+# --- Table-driven decoding against a pure-Python bit-by-bit reference -----------------------
+
+
+def reference_codewords(lengths: np.ndarray) -> dict[str, int]:
+    """Canonical code as bit strings: symbols sorted by (length, symbol), each code the
+    previous plus one, shifted left when the length grows (RFC 1951 §3.2.2)."""
+    codewords, code, previous = {}, 0, 0
+    for length, symbol in sorted((int(n), s) for s, n in enumerate(lengths) if n):
+        code <<= length - previous
+        codewords[format(code, f"0{length}b")] = symbol
+        code, previous = code + 1, length
+    return codewords
+
+
+def reference_decode(data: bytes, n_bits: int, n_symbols: int, lengths: np.ndarray):
+    """Read one bit at a time until the bits read are a codeword. Returns the symbols, or the
+    message the decoder must raise: an invalid code once ``max_len`` bits match nothing."""
+    codewords = reference_codewords(lengths)
+    max_len = int(max(lengths))
+    bits = "".join(format(byte, "08b") for byte in data)[:n_bits]
+    symbols, pos = [], 0
+    for _ in range(n_symbols):
+        word = ""
+        while word not in codewords:
+            if len(word) == max_len:
+                return f"invalid code at bit {pos}"
+            if pos == n_bits:
+                return f"stream ended after {n_bits} bits"
+            word += bits[pos]
+            pos += 1
+        symbols.append(codewords[word])
+    if pos != n_bits:
+        return f"{n_bits - pos} bits left over"
+    return symbols
+
+
+def reference_encode(symbols: np.ndarray, lengths: np.ndarray) -> tuple[bytes, int]:
+    code_of = {symbol: word for word, symbol in reference_codewords(lengths).items()}
+    bits = "".join(code_of[int(s)] for s in symbols)
+    padded = bits + "0" * (-len(bits) % 8)
+    return bytes(int(padded[i : i + 8], 2) for i in range(0, len(padded), 8)), len(bits)
+
+
+def assert_decodes_like_reference(data: bytes, n_bits: int, n_symbols: int, lengths) -> None:
+    expected = reference_decode(data, n_bits, n_symbols, lengths)
+    if isinstance(expected, str):
+        with pytest.raises(ValueError, match="huffman: " + re.escape(expected)):
+            decode(data, n_bits, n_symbols, lengths)
+    else:
+        np.testing.assert_array_equal(decode(data, n_bits, n_symbols, lengths), expected)
+
+
+def random_code_lengths(rng: np.random.Generator, n_codes: int, max_len: int) -> np.ndarray:
+    """Leaf depths of a random complete binary tree, grown by splitting leaves: half the
+    splits deepen the newest leaf, so long chains (codes of 20+ bits) are common. Placed at
+    random positions of a larger alphabet, so some symbols are unused."""
+    depths = [0]
+    while len(depths) < n_codes:
+        open_leaves = [i for i, depth in enumerate(depths) if depth < max_len]
+        if not open_leaves:
+            break
+        i = open_leaves[-1] if rng.random() < 0.5 else int(rng.choice(open_leaves))
+        depth = depths.pop(i)
+        depths += [depth + 1, depth + 1]
+    lengths = np.zeros(len(depths) + int(rng.integers(0, 5)), np.uint8)
+    lengths[rng.choice(lengths.size, len(depths), replace=False)] = depths
+    return lengths
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_decode_matches_reference_on_random_codes(seed):
+    rng = np.random.default_rng(300 + seed)
+    max_len = [4, 12, 13, 20, 24, 32][seed % 6]
+    lengths = random_code_lengths(rng, int(rng.integers(2, 80)), max_len)
+    if seed % 2:  # drop codes: Kraft's sum < 1 leaves bit patterns that are no codeword
+        used = np.flatnonzero(lengths)
+        lengths[rng.choice(used, int(rng.integers(1, used.size)), replace=False)] = 0
+    used = np.flatnonzero(lengths)
+    for _ in range(25):
+        symbols = rng.choice(used, size=int(rng.integers(1, 150)))  # long codes are frequent
+        data, n_bits = encode(symbols, lengths)
+        assert (data, n_bits) == reference_encode(symbols, lengths)
+        np.testing.assert_array_equal(decode(data, n_bits, symbols.size, lengths), symbols)
+        cut = int(rng.integers(0, n_bits))  # ends anywhere, often inside a long code
+        assert_decodes_like_reference(data, cut, symbols.size, lengths)
+        n_symbols = max(symbols.size + int(rng.integers(-3, 4)), 1)
+        assert_decodes_like_reference(data, n_bits, n_symbols, lengths)
+        corrupt = bytearray(data)
+        corrupt[rng.integers(len(corrupt))] ^= 1 << int(rng.integers(8))
+        assert_decodes_like_reference(bytes(corrupt), n_bits, symbols.size, lengths)
+        noise = rng.bytes(int(rng.integers(1, 40)))
+        assert_decodes_like_reference(noise, int(rng.integers(0, 8 * len(noise) + 1)), 50, lengths)
+
+
+def test_bits_past_n_bits_are_ignored():
+    # The decoder reads whole words past n_bits; padding bits and extra bytes must not matter.
+    rng = np.random.default_rng(5)
+    lengths = random_code_lengths(rng, 40, 24)
+    used = np.flatnonzero(lengths)
+    for _ in range(50):
+        symbols = rng.choice(used, size=int(rng.integers(1, 40)))
+        data, n_bits = encode(symbols, lengths)
+        dirty = bytearray(data) + rng.bytes(int(rng.integers(0, 9)))
+        dirty[len(data) - 1] |= 0xFF >> (n_bits - 8 * (len(data) - 1))  # set the padding bits
+        np.testing.assert_array_equal(decode(bytes(dirty), n_bits, symbols.size, lengths), symbols)
+        assert_decodes_like_reference(bytes(dirty), n_bits - 1, symbols.size, lengths)
+
+
+def test_longest_codes_round_trip():
+    counts = fibonacci_like_counts(33)  # a chain: the two rarest symbols get 32-bit codes
+    lengths = code_lengths(counts, max_length=32)
+    assert lengths.max() == 32
+    symbols = np.array([31, 32, 0, 32, 31, 1, 30, 32])
+    data, n_bits = encode(symbols, lengths)
+    assert (data, n_bits) == reference_encode(symbols, lengths)
+    np.testing.assert_array_equal(decode(data, n_bits, symbols.size, lengths), symbols)
+    for cut in range(n_bits):
+        assert_decodes_like_reference(data, cut, symbols.size, lengths)
+
+
+def test_single_symbol_alphabet_matches_reference():
+    lengths = np.array([0, 0, 1, 0])
+    for data, n_bits, n_symbols in [
+        (b"\x00", 8, 8),
+        (b"\x00", 7, 8),  # truncated
+        (b"\x00", 8, 7),  # one bit left over
+        (b"\x10", 8, 8),  # "1" is no codeword
+        (b"\xff", 1, 1),
+        (b"", 0, 1),
+    ]:
+        assert_decodes_like_reference(data, n_bits, n_symbols, lengths)
+
+
+def test_more_symbols_than_bits_is_truncated_not_allocated():
+    lengths = np.array([1, 1])
+    with pytest.raises(ValueError, match="stream ended after 8 bits"):
+        decode(b"\x00", 8, 10**15, lengths)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.uint64])
+def test_encode_accepts_integer_dtypes(dtype):
+    lengths = np.array([2, 1, 3, 3])
+    symbols = np.array([1, 0, 3, 2, 1, 1], dtype)
+    assert encode(symbols, lengths) == reference_encode(symbols, lengths)
+    with pytest.raises(ValueError, match=r"must be in \[0, 4\)"):
+        encode(np.array([1, 4], dtype), lengths)

@@ -133,79 +133,175 @@ def canonical_codes(lengths: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
+def _count_bits(symbols: np.ndarray, lengths: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Total code bits of ``symbols``; -1 if a symbol is outside the alphabet, -2 if one has no
+    code (range errors take precedence, so the message does not depend on symbol order)."""
+    n_bits = 0
+    uncoded = False
+    for i in range(symbols.size):
+        s = symbols[i]
+        if s < 0 or s >= lengths.size:
+            return -1
+        n_bits += lengths[s]
+        uncoded |= lengths[s] == 0
+    return -2 if uncoded else n_bits
+
+
+@numba.njit(cache=True)
 def _pack_bits(
-    codes: np.ndarray, lengths: np.ndarray, n_bytes: int
-) -> np.ndarray:  # pragma: no cover
-    out = np.zeros(n_bytes, np.uint8)
-    acc = 0  # holds at most 7 + 32 pending bits; masked to stay a positive int64
+    symbols: np.ndarray, codes: np.ndarray, lengths: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Concatenate the codes of ``symbols`` MSB-first into ``out`` (every byte is written),
+    32 bits at a time."""
+    acc = 0  # the low ``pending`` bits are unwritten: < 32 + 32, so acc stays a positive int64
     pending = 0
     pos = 0
-    for i in range(codes.size):
-        acc = ((acc << lengths[i]) | codes[i]) & 0xFFFFFFFFFFFF
-        pending += lengths[i]
-        while pending >= 8:
-            pending -= 8
-            out[pos] = (acc >> pending) & 0xFF
-            pos += 1
+    for i in range(symbols.size):
+        s = symbols[i]
+        acc = (acc << lengths[s]) | codes[s]
+        pending += lengths[s]
+        if pending >= 32:  # bits written never exceed n_bits, so pos + 4 <= out.size
+            pending -= 32
+            word = acc >> pending
+            out[pos] = (word >> 24) & 0xFF
+            out[pos + 1] = (word >> 16) & 0xFF
+            out[pos + 2] = (word >> 8) & 0xFF
+            out[pos + 3] = word & 0xFF
+            pos += 4
+            acc &= (1 << pending) - 1
+    while pending >= 8:
+        pending -= 8
+        out[pos] = (acc >> pending) & 0xFF
+        pos += 1
     if pending:
         out[pos] = (acc << (8 - pending)) & 0xFF
-    return out
 
 
 def encode(symbols: np.ndarray, lengths: np.ndarray) -> tuple[bytes, int]:
     """Pack ``symbols`` into a canonical-Huffman bitstream (MSB-first).
 
-    Returns ``(data, n_bits)``; the last byte is zero-padded. Each symbol's code and length
-    come from a table lookup; a compiled loop concatenates them at cumulative bit offsets.
+    Returns ``(data, n_bits)``; the last byte is zero-padded. A compiled pass sums the code
+    lengths (validating every symbol), a second concatenates the codes.
     """
     symbols = np.asarray(symbols).ravel()
     lengths = np.asarray(lengths)
     if symbols.size and not np.issubdtype(symbols.dtype, np.integer):
         raise ValueError("huffman: symbols must be integers")
-    table = canonical_codes(lengths)
+    codes = canonical_codes(lengths).astype(np.int64)
     if symbols.size == 0:
         return b"", 0
-    if symbols.min() < 0 or symbols.max() >= lengths.size:
+    lengths = lengths.astype(np.int64)
+    n_bits = _count_bits(symbols, lengths)
+    if n_bits == -1:
         raise ValueError(f"huffman: symbols must be in [0, {lengths.size})")
-    sym_lengths = lengths.astype(np.int64)[symbols]
-    if sym_lengths.min() == 0:
+    if n_bits == -2:
         raise ValueError("huffman: a symbol to encode has code length 0")
-    n_bits = int(sym_lengths.sum())
-    data = _pack_bits(table.astype(np.int64)[symbols], sym_lengths, (n_bits + 7) // 8)
-    return data.tobytes(), n_bits
+    out = np.empty((n_bits + 7) // 8, np.uint8)
+    _pack_bits(symbols, codes, lengths, out)
+    return out.tobytes(), n_bits
 
 
 _OK, _INVALID, _TRUNCATED = 0, 1, 2
+# First-level decoding table: the next _TABLE_BITS bits index 2^12 int32 entries (16 KiB, fits
+# in L1) holding ``sorted_index << 6 | length``. Length 0 marks a prefix of no codeword;
+# _LONG marks the prefix of a code longer than the table, resolved by canonical search.
+_TABLE_BITS = 12
+_LONG = 63
+
+
+def _decode_table(
+    first_code: np.ndarray, count: np.ndarray, first_index: np.ndarray, table_bits: int
+) -> np.ndarray:
+    """``table[w]`` for every ``table_bits``-bit window ``w``: the code that ``w`` starts with.
+
+    Canonical codes of one length are consecutive integers, so each length fills one
+    contiguous slice: a code of length ``l <= table_bits`` owns the ``2^(table_bits - l)``
+    windows it prefixes; the prefixes of longer codes are marked _LONG. Kraft's inequality
+    (checked by :func:`_length_tables`) keeps the slices disjoint; the rest stay 0 (invalid).
+    """
+    table = np.zeros(1 << table_bits, np.int32)
+    for length in np.flatnonzero(count):
+        code, n = int(first_code[length]), int(count[length])
+        if length <= table_bits:
+            shift = table_bits - length
+            index = first_index[length] + (np.arange(n << shift) >> shift)  # < 2^table_bits
+            table[code << shift : (code + n) << shift] = (index << 6) | length
+        else:
+            shift = length - table_bits
+            table[code >> shift : ((code + n - 1) >> shift) + 1] = _LONG
+    return table
 
 
 @numba.njit(cache=True)
-def _decode_bits(
-    data, n_bits, n_symbols, first_code, count, first_index, sorted_symbols, max_len
+def _decode_symbols(
+    words, n_bits, out, table, table_bits, max_len, first_code, count, first_index, sorted_symbols
 ):  # pragma: no cover - compiled
-    """Canonical decoding bit by bit: after ``l`` bits, ``code - first_code[l] < count[l]``
-    identifies a length-``l`` codeword. Every loop is bounded by ``n_bits`` and ``max_len``."""
-    out = np.empty(n_symbols, np.int64)
+    """Decode ``out.size`` symbols from big-endian 32-bit ``words``; returns (bit_pos, status).
+
+    ``buf`` holds the next ``held`` unread bits left-aligned, so the table window is its top
+    ``table_bits`` bits and consuming a code is a left shift; a 32-bit word is OR-ed in below
+    them whenever fewer than 32 remain, so any code (<= 32 bits) can be peeked.
+
+    Results and errors are those of the bit-by-bit canonical decoder: a window that starts
+    with a codeword of length ``l`` decodes it if ``l`` bits remain, else the stream is
+    truncated; a window that starts with no codeword is an invalid code if ``max_len`` bits
+    remain (the bit-by-bit decoder reads ``max_len`` bits before giving up), else truncated.
+    Every loop is bounded, and each symbol consumes at least one bit or returns.
+    """
+    window_shift = 64 - table_bits
+    window_mask = (1 << table_bits) - 1  # the mask undoes the arithmetic (signed) shift
+    buf = 0
+    held = 0
+    word_pos = 0  # 32 * word_pos == bit_pos + held < n_bits + 32 before a refill: in range
     bit_pos = 0
-    for i in range(n_symbols):
-        code = 0
-        length = 0
-        while True:
-            if length == max_len:
-                return out, bit_pos, _INVALID
-            if bit_pos >= n_bits:
-                return out, bit_pos, _TRUNCATED
-            code = (code << 1) | ((data[bit_pos >> 3] >> (7 - (bit_pos & 7))) & 1)
-            bit_pos += 1
-            length += 1
-            k = code - first_code[length]
-            if 0 <= k < count[length]:
-                out[i] = sorted_symbols[first_index[length] + k]
-                break
-    return out, bit_pos, _OK
+    for i in range(out.size):
+        if held < 32:
+            buf |= np.int64(words[word_pos]) << (32 - held)
+            word_pos += 1
+            held += 32
+        entry = table[(buf >> window_shift) & window_mask]
+        length = entry & 63
+        symbol = 0
+        if length == _LONG:  # canonical search over the code lengths past the table
+            length = 0
+            window = (buf >> (64 - max_len)) & ((1 << max_len) - 1)
+            for candidate in range(table_bits + 1, max_len + 1):
+                k = (window >> (max_len - candidate)) - first_code[candidate]
+                if 0 <= k < count[candidate]:
+                    symbol = sorted_symbols[first_index[candidate] + k]
+                    length = candidate
+                    break
+        else:
+            symbol = sorted_symbols[entry >> 6]
+        if length == 0:
+            if n_bits - bit_pos >= max_len:
+                return bit_pos + max_len, _INVALID
+            return n_bits, _TRUNCATED
+        if length > n_bits - bit_pos:
+            return n_bits, _TRUNCATED
+        out[i] = symbol
+        bit_pos += length
+        held -= length
+        buf <<= length
+    return bit_pos, _OK
+
+
+def _stream_words(data: bytes, n_bits: int) -> np.ndarray:
+    """The first ``n_bits`` bits of ``data`` as native uint32 words, MSB-first, zero-padded
+    past ``n_bits`` and by one extra word, so the decoder never reads past its input."""
+    n_bytes = (n_bits + 7) // 8
+    padded = np.zeros(4 * ((n_bits + 31) // 32 + 1), np.uint8)
+    padded[:n_bytes] = np.frombuffer(data, np.uint8)[:n_bytes]
+    if n_bits % 8:
+        padded[n_bytes - 1] &= (0xFF << (8 - n_bits % 8)) & 0xFF
+    return padded.view(">u4").astype(np.uint32)
 
 
 def decode(data: bytes, n_bits: int, n_symbols: int, lengths: np.ndarray) -> np.ndarray:
     """Decode ``n_symbols`` symbols (int64) from a stream written by :func:`encode`.
+
+    Each step peeks the next ``min(max_len, 12)`` bits and looks up the code they start
+    with in a table built from the canonical code; longer codes finish by canonical search.
 
     Raises ``ValueError`` if the stream ends early, holds a bit pattern that is no codeword,
     or has bits left over after ``n_symbols`` symbols.
@@ -221,10 +317,24 @@ def decode(data: bytes, n_bits: int, n_symbols: int, lengths: np.ndarray) -> np.
         return np.empty(0, np.int64)
     if sorted_symbols.size == 0:
         raise ValueError("huffman: no symbol has a code")
-    buffer = np.frombuffer(data, np.uint8)
     max_len = int(np.flatnonzero(count).max())
-    out, bit_pos, status = _decode_bits(
-        buffer, n_bits, n_symbols, first_code, count, first_index, sorted_symbols, max_len
+    table_bits = min(max_len, _TABLE_BITS)
+    table = _decode_table(first_code, count, first_index, table_bits)
+    # n_bits bits hold at most n_bits symbols, so decoding fails by symbol n_bits + 1: a larger
+    # n_symbols (say, from a corrupt header) is truncated, not a huge allocation. Allocating
+    # here rather than in numba lets numpy back large outputs with huge pages (faster faults).
+    out = np.empty(min(n_symbols, n_bits + 1), np.int64)
+    bit_pos, status = _decode_symbols(
+        _stream_words(data, n_bits),
+        n_bits,
+        out,
+        table,
+        table_bits,
+        max_len,
+        first_code,
+        count,
+        first_index,
+        sorted_symbols,
     )
     if status == _INVALID:
         raise ValueError(f"huffman: invalid code at bit {bit_pos}")
