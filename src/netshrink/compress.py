@@ -18,9 +18,9 @@ from netshrink.data import Dataset
 from netshrink.layers import compressible_layers, match_patterns
 from netshrink.nsz import CompressionReport, compression_report, pack, parse_nsz
 from netshrink.prune import layer_density, prune_, prune_and_retrain
-from netshrink.quantize import share_weights_
+from netshrink.quantize import finetune_shared, share_weights_
 from netshrink.recipe import EncodeStage, PruneStage, QuantizeStage, Recipe
-from netshrink.train import evaluate, train
+from netshrink.train import evaluate
 
 __all__ = ["CompressResult", "check_recipe", "compress"]
 
@@ -104,7 +104,7 @@ def compress(
         elif isinstance(stage, QuantizeStage):
             layers = share_weights_(model, stage.config)
             if data is not None and stage.finetune is not None:
-                train(model, data, stage.finetune, progress=progress, desc="fine-tune centroids")
+                finetune_shared(model, data, stage.finetune, progress=progress)
             record = {"stage": "quantize", "bits": {k: v.bits for k, v in layers.items()}}
         else:
             continue

@@ -17,8 +17,13 @@ def reference_init(values, k, init, seed=0):
     return np.sort(rng.choice(np.unique(values), size=k, replace=False))
 
 
-def brute_force_lloyd(values, centroids, max_iter):
-    """Textbook Lloyd: full (n, k) distance matrix, empty cluster keeps its centroid."""
+def brute_force_lloyd(values, centroids, max_iter, relocate=True):
+    """Textbook Lloyd: full (n, k) distance matrix, argmin assignment, means.
+
+    Empty clusters (``relocate``): the m distinct values farthest from their own centroid
+    (ties: smaller value first) leave their clusters and become the m empty clusters'
+    centroids. Without ``relocate`` an empty cluster keeps its centroid.
+    """
     centroids = centroids.copy()
     previous = None
     for _ in range(max_iter):
@@ -26,11 +31,22 @@ def brute_force_lloyd(values, centroids, max_iter):
         if previous is not None and np.array_equal(labels, previous):
             break
         previous = labels
+        empty = np.flatnonzero(np.bincount(labels, minlength=centroids.size) == 0)
+        staying = np.ones(values.size, dtype=bool)
+        if relocate and empty.size:
+            distinct = np.unique(values)
+            owner = np.abs(distinct[:, None] - centroids[None, :]).argmin(axis=1)
+            distance = np.abs(distinct - centroids[owner])
+            far = distinct[np.lexsort((distinct, -distance))[: empty.size]]
+            staying = ~np.isin(values, far)
         new_centroids = centroids.copy()
         for j in range(centroids.size):
-            members = values[labels == j]
+            members = values[(labels == j) & staying]
             if members.size:
                 new_centroids[j] = members.mean()
+        if relocate and empty.size:
+            new_centroids[empty] = far
+            new_centroids.sort()
         moved = np.abs(new_centroids - centroids).max()
         centroids = new_centroids
         if moved == 0:
@@ -55,17 +71,16 @@ def test_matches_brute_force_lloyd(init, k):
     np.testing.assert_array_equal(result.labels, labels)
 
 
-# Cases where no cluster goes empty: there sklearn's Lloyd is the same algorithm. (With
-# linear init and k >= 32 on normal data, tail clusters start empty; sklearn relocates them
-# to far points, whereas Deep Compression's rule here keeps their centroid.)
+# With tol=0 sklearn's Lloyd is the same algorithm, including the relocation of empty
+# clusters to far points (linear init at k >= 32 on normal data starts with empty tails).
 @pytest.mark.parametrize(
     "init, k",
     [
         ("linear", 4),
-        ("linear", 8),
         ("linear", 16),
+        ("linear", 32),
+        ("linear", 64),
         ("density", 32),
-        ("density", 64),
         ("density", 128),
     ],
 )
@@ -78,6 +93,50 @@ def test_inertia_no_worse_than_sklearn(init, k):
         n_clusters=k, init=init.reshape(-1, 1), n_init=1, algorithm="lloyd", tol=0, max_iter=300
     ).fit(values.reshape(-1, 1))
     assert ours.inertia <= theirs.inertia_ * (1 + 1e-9)
+
+
+def pruned_bimodal(rng, n):
+    """Weights left by magnitude pruning: two lobes with a gap around zero, a few outliers."""
+    w = rng.normal(0, 0.1, 3 * n)
+    return np.concatenate([w[np.abs(w) > 0.08][: n - 10], rng.normal(0, 1.5, 10)])
+
+
+def heavy_duplicates(rng, n):
+    """Few distinct values, each repeated: relocation must move all copies of a value."""
+    return np.concatenate([rng.integers(-40, 41, n - 5) / 40.0, [-9.0, -9.0, 7.0, 7.0, 7.0]])
+
+
+@pytest.mark.parametrize("data", [mixture, pruned_bimodal, heavy_duplicates])
+@pytest.mark.parametrize("k", [16, 32, 48])
+def test_relocation_matches_brute_force(data, k):
+    values = data(np.random.default_rng(10 + k), 2000)
+    start = reference_init(values, k, "linear")
+    _, kept_labels = brute_force_lloyd(values, start, 500, relocate=False)
+    # The test is only meaningful if keeping empty centroids really leaves clusters empty.
+    assert len(np.unique(kept_labels)) < k
+    result = kmeans_1d(values, k, init="linear", max_iter=500)
+    centroids, labels = brute_force_lloyd(values, start, 500)
+    np.testing.assert_allclose(result.centroids, centroids, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(result.labels, labels)
+    assert np.array_equal(np.unique(result.labels), np.arange(k))
+
+
+@pytest.mark.parametrize("data", [mixture, pruned_bimodal, heavy_duplicates])
+@pytest.mark.parametrize("init", ["linear", "density", "random"])
+@pytest.mark.parametrize("k", [32, 64])
+def test_no_empty_cluster_at_convergence(data, init, k):
+    values = data(np.random.default_rng(k), 3000)
+    result = kmeans_1d(values, k, init=init, max_iter=10_000)
+    assert result.iterations < 10_000  # converged
+    assert np.array_equal(np.unique(result.labels), np.arange(k))
+    # A fixed point of Lloyd: each centroid is its cluster's mean, each value is with its
+    # nearest centroid.
+    means = np.bincount(result.labels, weights=values) / np.bincount(result.labels)
+    np.testing.assert_allclose(result.centroids, means, rtol=0, atol=1e-12)
+    distances = np.abs(values[:, None] - result.centroids[None, :])  # (n, k)
+    np.testing.assert_array_equal(
+        distances[np.arange(values.size), result.labels], distances.min(axis=1)
+    )
 
 
 @pytest.mark.parametrize("init", ["linear", "density", "random"])

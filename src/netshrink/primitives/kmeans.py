@@ -37,7 +37,7 @@ def kmeans_1d(
     k: int,
     *,
     init: str = "linear",
-    max_iter: int = 100,
+    max_iter: int = 1000,
     tol: float = 0.0,
     seed: int = 0,
 ) -> KMeansResult:
@@ -48,16 +48,29 @@ def kmeans_1d(
         argmin_C  sum_j sum_{w in c_j} (w - c_j)^2
 
     Algorithm: Lloyd's iterations (Lloyd 1982), done exactly but cheaply because in 1-D
-    every cluster is a contiguous run of the sorted values. The values are sorted once,
-    with prefix sums; each iteration finds the cluster boundaries as the midpoints between
-    consecutive (sorted) centroids by ``np.searchsorted`` — O(k log n) — and sets every
-    centroid to its cluster's mean from the prefix sums. A cluster left empty keeps its
-    previous centroid (it is not relocated, unlike scikit-learn, so with many clusters
-    over a long-tailed range a linear init can end with empty clusters). Centroids stay
-    sorted: a cluster's mean lies between the midpoints that bound it. Iteration stops
-    when the assignments no longer change, when no centroid moves more than ``tol``, or
-    after ``max_iter`` updates. A value exactly on a midpoint goes to the lower cluster
-    (as ``argmin`` over distances would).
+    every cluster is a contiguous run of the sorted values. The distinct values are sorted
+    once, with their counts and prefix sums; each iteration finds the cluster boundaries as
+    the midpoints between consecutive (sorted) centroids by ``np.searchsorted`` —
+    O(k log n) — and sets every centroid to its cluster's mean from the prefix sums. A value
+    exactly on a midpoint goes to the lower cluster (as ``argmin`` over distances would).
+
+    Empty clusters are relocated, as in scikit-learn's Lloyd: when m clusters are empty
+    after an assignment, the m distinct values farthest from their own cluster's centroid
+    (ties: the smaller value first) leave their clusters, all copies of each, and become
+    the m empty clusters' new centroids; the other clusters take the mean of what they have
+    left (one left with nothing keeps its centroid) and the centroids are sorted again.
+    Without this rule a linear init over a long-tailed range leaves tail centroids with no
+    values for good (inertia up to 1.2x scikit-learn's at k = 32 on normal data). In 1-D
+    the farthest values of a cluster are at its ends, so only the m outermost distinct
+    values of each cluster are candidates.
+
+    Iteration stops when the assignments no longer change, when no centroid moves more than
+    ``tol``, or after ``max_iter`` updates. Lloyd creeps slowly in 1-D (1M normal values
+    into 32 clusters take ~1000 updates; stopped at 100 the inertia is 1.2x the converged
+    one), but an update costs O(k log n), so even 1000 of them cost less than the sort.
+    At convergence every centroid is the mean of its cluster, every value is with its
+    nearest centroid, and no cluster is empty when there are at least k distinct values;
+    stopped early by ``max_iter`` or ``tol``, the last update may leave a cluster empty.
 
     Initialization: ``"linear"`` spaces k centroids evenly between min and max (best in
     Han et al.'s comparison); ``"density"`` puts them at the quantiles (i + 0.5) / k, i.e.
@@ -85,10 +98,12 @@ def kmeans_1d(
     is_new = np.empty(sorted_values.size, dtype=bool)
     is_new[0] = True
     np.not_equal(sorted_values[1:], sorted_values[:-1], out=is_new[1:])
-    distinct = sorted_values[is_new]
+    first = np.flatnonzero(is_new)
+    distinct = sorted_values[first]  # (d,) ascending
     if k >= distinct.size:
         labels = np.searchsorted(distinct, values).astype(label_dtype)
         return KMeansResult(distinct, labels, 0.0, 0)
+    counts = np.diff(np.append(first, sorted_values.size)).astype(np.float64)  # (d,)
 
     if init == "linear":
         centroids = np.linspace(sorted_values[0], sorted_values[-1], k)
@@ -98,27 +113,41 @@ def kmeans_1d(
         rng = np.random.default_rng(seed)
         centroids = np.sort(rng.choice(distinct, size=k, replace=False))
 
-    # Prefix sums of the values shifted by their mean, so that differences of large partial
-    # sums lose little precision. prefix[i] = sum of the first i sorted values.
+    # Weighted prefix sums over the distinct values, shifted by the mean so that differences
+    # of large partial sums lose little precision. Cluster [a, b) of distinct indices holds
+    # prefix_count[b] - prefix_count[a] values summing to that many times shift plus
+    # prefix_sum[b] - prefix_sum[a].
     shift = sorted_values.mean()
-    prefix = np.concatenate(([0.0], np.cumsum(sorted_values - shift)))
+    weighted = counts * (distinct - shift)
+    prefix_count = np.concatenate(([0.0], np.cumsum(counts)))
+    prefix_sum = np.concatenate(([0.0], np.cumsum(weighted)))
 
     bounds = None
     iterations = 0
     for _ in range(max_iter):
         midpoints = 0.5 * (centroids[:-1] + centroids[1:])
-        # ends[j] = number of values <= midpoint j: cluster j is sorted_values[ends[j-1]:ends[j]].
-        ends = np.searchsorted(sorted_values, midpoints, side="right")
+        # ends[j] = number of distinct values <= midpoint j: cluster j is distinct[starts[j]:
+        # stops[j]].
+        ends = np.searchsorted(distinct, midpoints, side="right")
         if bounds is not None and np.array_equal(ends, bounds):
             break  # assignments unchanged: centroids are already their cluster means
         bounds = ends
         starts = np.concatenate(([0], ends))
-        stops = np.concatenate((ends, [sorted_values.size]))
-        counts = stops - starts
-        sums = prefix[stops] - prefix[starts]
-        nonempty = counts > 0
-        new_centroids = centroids.copy()  # an empty cluster keeps its centroid
-        new_centroids[nonempty] = shift + sums[nonempty] / counts[nonempty]
+        stops = np.concatenate((ends, [distinct.size]))
+        sizes = prefix_count[stops] - prefix_count[starts]
+        sums = prefix_sum[stops] - prefix_sum[starts]
+        empty = sizes == 0
+        new_centroids = centroids.copy()  # a cluster left with nothing keeps its centroid
+        if empty.any():
+            far = _farthest_values(distinct, centroids, starts, stops, int(empty.sum()))
+            owner = np.searchsorted(ends, far, side="right")  # cluster of each far value
+            np.subtract.at(sizes, owner, counts[far])
+            np.subtract.at(sums, owner, weighted[far])
+        nonempty = sizes > 0
+        new_centroids[nonempty] = shift + sums[nonempty] / sizes[nonempty]
+        if empty.any():
+            new_centroids[empty] = distinct[far]
+            new_centroids.sort()
         movement = np.abs(new_centroids - centroids).max()
         centroids = new_centroids
         iterations += 1
@@ -129,3 +158,27 @@ def kmeans_1d(
     labels = np.searchsorted(midpoints, values, side="left").astype(label_dtype)
     residuals = values - centroids[labels]
     return KMeansResult(centroids, labels, float(residuals @ residuals), iterations)
+
+
+def _farthest_values(
+    distinct: np.ndarray, centroids: np.ndarray, starts: np.ndarray, stops: np.ndarray, m: int
+) -> np.ndarray:
+    """Indices of the m distinct values farthest from their cluster's centroid.
+
+    Ordered by distance, descending; ties go to the smaller value. The distance |x - c_j|
+    falls then rises along a cluster's sorted run, so the candidates are its m lowest and
+    m highest distinct values (every value when that is not fewer).
+    """
+    if 2 * m * centroids.size < distinct.size:
+        steps = np.arange(m)
+        candidates = np.concatenate(
+            ((starts[:, None] + steps).ravel(), (stops[:, None] - 1 - steps).ravel())
+        )
+        inside = np.concatenate(((starts[:, None] + steps < stops[:, None]).ravel(),) * 2)
+        candidates = np.unique(candidates[inside])
+    else:
+        candidates = np.arange(distinct.size)
+    owner = np.searchsorted(stops, candidates, side="right")
+    distance = np.abs(distinct[candidates] - centroids[owner])
+    order = np.lexsort((candidates, -distance))
+    return candidates[order[:m]]
