@@ -164,6 +164,8 @@ def parse_recipe(data: Any) -> Recipe:
         body = dict(body or {})
         if stages and isinstance(stages[-1], EncodeStage):
             raise NetshrinkError(f"recipe: {where}: encode must be the last stage")
+        if kind == "prune" and any(isinstance(s, QuantizeStage) for s in stages):
+            raise NetshrinkError(f"recipe: {where}: prune must come before quantize")
         if kind == "prune":
             rounds = body.pop("rounds", 1)
             retrain = _train_config(body.pop("retrain", None), f"{where}.prune.retrain")
@@ -181,8 +183,6 @@ def parse_recipe(data: Any) -> Recipe:
             raise NetshrinkError(
                 f"recipe: unknown stage {kind!r} in {where} (prune, quantize, encode)"
             )
-        if kind == "prune" and any(isinstance(s, QuantizeStage) for s in stages[:-1]):
-            raise NetshrinkError(f"recipe: {where}: prune must come before quantize")
     if not isinstance(stages[-1], EncodeStage):
         stages.append(EncodeStage())
     return Recipe(stages, str(data.get("name", "")), str(data.get("description", "")))

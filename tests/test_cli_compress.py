@@ -1,0 +1,120 @@
+"""``netshrink compress | inspect | eval FILE.nsz | unpack | sensitivity`` from the CLI."""
+
+import json
+
+import pytest
+
+from netshrink.cli import main
+
+RECIPE = """
+name: test
+stages:
+  - prune:
+      sparsity: {fc1: 0.9, fc2: 0.8, fc3: 0.5}
+      retrain: {epochs: 1, lr: 0.0005}
+  - quantize:
+      fc_bits: 5
+      finetune: {epochs: 1, lr: 0.0001}
+  - encode: {fc_index_bits: 4}
+"""
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(code, err, needle):
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert needle in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    args = ["train", "lenet300_100", "--data", "digits", "--epochs", "2", "--out", out]
+    assert main([str(a) for a in args]) == 0
+    return out / "model.pt"
+
+
+def test_compress_inspect_eval_unpack(capsys, tmp_path, trained):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(RECIPE)
+    nsz = tmp_path / "out" / "m.nsz"
+    code, out, err = run(capsys, "compress", trained, "--recipe", recipe, "--out", nsz, "--quiet")
+    assert code == 0, err
+    assert "fc1" in out and "compression" in out and "test top-1" in out
+    assert (tmp_path / "out" / "m.recipe.yaml").is_file()
+    record = json.loads((tmp_path / "out" / "m.json").read_text())
+    assert record["compression"]["file_bytes"] == nsz.stat().st_size
+
+    code, out, _ = run(capsys, "inspect", nsz, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["file_bytes"] == nsz.stat().st_size
+    assert report["dense_bytes"] == 4 * 266_610  # LeNet-300-100, papers.md
+    assert report["ratio"] == pytest.approx(report["dense_bytes"] / report["file_bytes"])
+    assert [row["name"] for row in report["layers"]] == ["fc1", "fc2", "fc3"]
+    assert report["layers"][0]["density"] == pytest.approx(0.1, abs=1e-3)
+
+    code, out, _ = run(capsys, "eval", nsz, "--data", "digits", "--json", "--repeats", "3")
+    assert code == 0
+    from_file = json.loads(out)
+    unpacked = tmp_path / "u.pt"
+    assert run(capsys, "unpack", nsz, "--out", unpacked)[0] == 0
+    code, out, _ = run(capsys, "eval", unpacked, "--data", "digits", "--json", "--repeats", "3")
+    from_ckpt = json.loads(out)
+    assert set(from_ckpt) <= set(from_file)
+    assert from_file["top1"] == from_ckpt["top1"] == pytest.approx(record["metrics"]["test_top1"])
+
+
+def test_compress_a_registered_model_without_data(capsys, tmp_path):
+    nsz = tmp_path / "s.nsz"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("stages: [{prune: {sparsity: {'*': 0.5}}}, {quantize: {conv_bits: 4}}]")
+    code, out, err = run(capsys, "compress", "--model", "lenet5", "--input", "1x28x28",
+                         "--recipe", recipe, "--data", "none", "--out", nsz, "--quiet")  # fmt: skip
+    assert code == 0, err
+    assert "test top-1" not in out  # no data: nothing evaluated
+    code, out, _ = run(capsys, "inspect", nsz)
+    assert code == 0 and "lenet5" in out
+
+
+def test_bad_input_gets_one_line_errors_and_leaves_no_file(capsys, tmp_path, trained, monkeypatch):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(RECIPE.replace("fc3: 0.5", "fc9: 0.5"))
+    nsz = tmp_path / "m.nsz"
+    one_line_error(*run(capsys, "compress", trained, "--recipe", recipe, "--out", nsz)[::2], "fc9")
+    recipe.write_text(RECIPE.replace("fc_bits: 5", "fc_bits: 17"))
+    one_line_error(*run(capsys, "compress", trained, "--recipe", recipe, "--out", nsz)[::2], "17")
+    recipe.write_text(RECIPE)
+    code, _, err = run(capsys, "compress", "--recipe", recipe, "--out", nsz)
+    one_line_error(code, err, "CHECKPOINT or --model")
+
+    # Interrupted while compressing: no .nsz, no temporary file left behind.
+    import netshrink.compress as compress_module
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compress_module, "share_weights_", interrupt)
+    code, _, err = run(capsys, "compress", trained, "--recipe", recipe, "--out", nsz, "--quiet")
+    assert code == 130
+    assert list(tmp_path.iterdir()) == [recipe]
+
+    bad = tmp_path / "bad.nsz"
+    bad.write_bytes(b"\x89NSZ\r\n\x1a\n\x01\x00\x00\x00garbage")
+    one_line_error(*run(capsys, "inspect", bad)[::2], "bad.nsz")
+    one_line_error(*run(capsys, "eval", bad, "--data", "digits")[::2], "bad.nsz")
+
+
+def test_sensitivity_writes_table_json_and_plot(capsys, tmp_path, trained):
+    out = tmp_path / "sens"
+    code, text, err = run(capsys, "sensitivity", trained, "--data", "digits",
+                          "--sparsities", "0", "0.5", "0.9", "--out", out)  # fmt: skip
+    assert code == 0, err
+    data = json.loads((out / "sensitivity.json").read_text())
+    assert set(data["suggested"]) == {"fc1", "fc2", "fc3"}
+    assert (out / "sensitivity.png").stat().st_size > 0
+    assert "fc1" in text

@@ -1,0 +1,97 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from netshrink.compress import check_recipe, compress
+from netshrink.errors import NetshrinkError
+from netshrink.models import create
+from netshrink.nsz import unpack
+from netshrink.recipe import EncodeStage, PruneStage, QuantizeStage, load_recipe, parse_recipe
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_recipes_parse_and_fit_their_model(path):
+    recipe = load_recipe(path)
+    assert isinstance(recipe.stages[-1], EncodeStage)
+    model = create(path.stem.removesuffix("_table1").removesuffix("_table1_8bit"))
+    check_recipe(model, recipe)
+    # The resolved recipe parses back to the same thing.
+    assert parse_recipe(yaml.safe_load(recipe.to_yaml())).to_dict() == recipe.to_dict()
+
+
+def test_recipe_maps_onto_the_api_configs():
+    recipe = parse_recipe(
+        {
+            "stages": [
+                {"prune": {"sparsity": {"fc*": 0.9}, "rounds": 2, "retrain": {"epochs": 3}}},
+                {"quantize": {"fc_bits": 4, "finetune": {"epochs": 1, "lr": 1e-4}}},
+            ]
+        }
+    )
+    prune, quantize, encode = recipe.stages
+    assert isinstance(prune, PruneStage) and prune.config.sparsity == {"fc*": 0.9}
+    assert prune.rounds == 2 and prune.retrain.epochs == 3
+    assert isinstance(quantize, QuantizeStage) and quantize.config.fc_bits == 4
+    assert quantize.finetune.lr == 1e-4
+    assert encode.config.fc_index_bits == 5  # the default encode stage
+
+
+@pytest.mark.parametrize(
+    ("stages", "needle"),
+    [
+        ([{"prune": {"sparsity": {"fc1": 1.0}}}], "fc1"),
+        ([{"prune": {"sparsity": {"fc1": -0.1}}}], "fc1"),
+        ([{"prune": {"sparsity": {"fc1": 0.5}, "retrain": {"epochz": 1}}}], "epochz"),
+        ([{"prune": {"spars": {"fc1": 0.5}}}], "spars"),
+        ([{"quantize": {"fc_bits": 17}}], "fc_bits"),
+        ([{"quantize": {"bits": {"fc1": 0}}}], "fc1"),
+        ([{"quantize": {"conv_bits": "8"}}], "conv_bits"),
+        ([{"encode": {"conv_index_bits": 0}}], "conv_index_bits"),
+        ([{"encode": {}}, {"prune": {}}], "last"),
+        ([{"quantize": {}}, {"prune": {}}], "before quantize"),
+        ([{"distill": {}}], "distill"),
+        ([], "non-empty"),
+    ],
+)
+def test_bad_recipes_get_one_line_errors_naming_the_key(stages, needle):
+    with pytest.raises(NetshrinkError, match=needle) as info:
+        parse_recipe({"stages": stages})
+    assert "\n" not in str(info.value)
+
+
+def test_a_pattern_matching_no_layer_is_named_before_any_work():
+    recipe = parse_recipe({"stages": [{"prune": {"sparsity": {"conv9": 0.5}}}]})
+    with pytest.raises(NetshrinkError, match="'conv9'"):
+        check_recipe(create("lenet5", num_classes=10, in_chans=1), recipe)
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stages: [prune: {sparsity: {fc1: 0.5}")
+    with pytest.raises(NetshrinkError, match="not valid YAML"):
+        load_recipe(bad)
+    with pytest.raises(NetshrinkError, match="does not exist"):
+        load_recipe(tmp_path / "none.yaml")
+
+
+def test_compress_without_data_is_post_training_compression(tmp_path):
+    recipe = parse_recipe(
+        {
+            "stages": [
+                {"prune": {"sparsity": {"*": 0.8}, "retrain": {"epochs": 50}}},
+                {"quantize": {"fc_bits": 4}},
+            ]
+        }
+    )
+    model = create("lenet300_100", num_classes=10)
+    path = tmp_path / "m.nsz"
+    result = compress(model, recipe, None, path=path, model_name="lenet300_100",
+                      model_args={"num_classes": 10}, progress=False)  # fmt: skip
+    assert result.baseline == {} and result.metrics == {}
+    assert result.stages[0]["density"] == pytest.approx({"fc1": 0.2, "fc2": 0.2, "fc3": 0.2})
+    assert result.report.file_bytes == path.stat().st_size
+    restored = unpack(path)
+    assert all(restored.get_submodule(n).weight.count_nonzero() > 0 for n in ("fc1", "fc2"))
