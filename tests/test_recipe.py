@@ -95,3 +95,20 @@ def test_compress_without_data_is_post_training_compression(tmp_path):
     assert result.report.file_bytes == path.stat().st_size
     restored = unpack(path)
     assert all(restored.get_submodule(n).weight.count_nonzero() > 0 for n in ("fc1", "fc2"))
+
+
+def test_float16_encoding_gives_the_model_exactly_what_the_file_holds(tmp_path):
+    import torch
+
+    recipe = parse_recipe(
+        {"stages": [{"prune": {"sparsity": {"*": 0.5}}}, {"encode": {"float16": True}}]}
+    )
+    torch.manual_seed(0)
+    model = create("lenet5", num_classes=10, in_chans=1)
+    result = compress(model, recipe, None, path=tmp_path / "m.nsz", model_name="lenet5",
+                      model_args={"num_classes": 10, "in_chans": 1}, progress=False)  # fmt: skip
+    restored = unpack(tmp_path / "m.nsz")
+    x = torch.randn(2, 1, 28, 28)
+    assert torch.equal(restored(x), result.model(x))
+    bias = result.model.fc1.bias
+    assert torch.equal(bias, bias.half().float())

@@ -7,13 +7,22 @@ The public API in one place::
     data = ns.load_dataset("mnist5k", input_size=(1, 28, 28))
     print(ns.render_table(ns.profile(model, (1, 28, 28))))
 
+Deep Compression::
+
+    from netshrink.prune import PruneConfig, prune_and_retrain
+    from netshrink.quantize import WeightSharingConfig, share_weights_
+    ns.compress(model, ns.load_recipe("recipes/lenet5.yaml"), data, path="lenet5.nsz")
+    model = ns.unpack("lenet5.nsz")
+
 The survey lives in :mod:`netshrink.survey` (it imports matplotlib).
 """
 
 from netshrink.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from netshrink.compress import CompressResult, compress
 from netshrink.data import Dataset, ImageSplit, list_datasets, load_dataset
 from netshrink.errors import NetshrinkError
 from netshrink.models import create, get_spec, list_models
+from netshrink.nsz import EncodingConfig, compression_report, pack, read_nsz, unpack
 from netshrink.profile import (
     ModelProfile,
     measure_latency,
@@ -22,6 +31,7 @@ from netshrink.profile import (
     render_table,
     speedup,
 )
+from netshrink.recipe import Recipe, load_recipe
 from netshrink.runner import train_run
 from netshrink.train import TrainConfig, evaluate, train
 
@@ -29,11 +39,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Checkpoint",
+    "CompressResult",
+    "EncodingConfig",
+    "Recipe",
     "Dataset",
     "ImageSplit",
     "ModelProfile",
     "NetshrinkError",
     "TrainConfig",
+    "compress",
+    "compression_report",
     "create",
     "evaluate",
     "get_spec",
@@ -41,12 +56,16 @@ __all__ = [
     "list_models",
     "load_checkpoint",
     "load_dataset",
+    "load_recipe",
     "measure_latency",
+    "pack",
     "profile",
+    "read_nsz",
     "render_comparison",
     "render_table",
     "save_checkpoint",
     "speedup",
     "train",
     "train_run",
+    "unpack",
 ]

@@ -4,6 +4,19 @@ Nothing here knows about ``torch`` models or files: inputs and outputs are NumPy
 """
 
 from netshrink.primitives import huffman
+from netshrink.primitives.bitpack import pack_bits, unpack_bits
 from netshrink.primitives.kmeans import KMeansResult, kmeans_1d
+from netshrink.primitives.masks import magnitude_mask, threshold_mask
+from netshrink.primitives.relindex import decode_positions, encode_positions
 
-__all__ = ["KMeansResult", "huffman", "kmeans_1d"]
+__all__ = [
+    "KMeansResult",
+    "decode_positions",
+    "encode_positions",
+    "huffman",
+    "kmeans_1d",
+    "magnitude_mask",
+    "pack_bits",
+    "threshold_mask",
+    "unpack_bits",
+]
