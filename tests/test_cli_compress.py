@@ -93,7 +93,7 @@ def test_bad_input_gets_one_line_errors_and_leaves_no_file(capsys, tmp_path, tra
     one_line_error(code, err, "CHECKPOINT or --model")
 
     # Interrupted while compressing: no .nsz, no temporary file left behind.
-    import netshrink.compress as compress_module
+    import netshrink.deep_compression as compress_module
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
@@ -118,3 +118,15 @@ def test_sensitivity_writes_table_json_and_plot(capsys, tmp_path, trained):
     assert set(data["suggested"]) == {"fc1", "fc2", "fc3"}
     assert (out / "sensitivity.png").stat().st_size > 0
     assert "fc1" in text
+
+
+def test_dsd_from_the_cli(capsys, tmp_path, trained):
+    out = tmp_path / "dsd"
+    code, text, err = run(capsys, "dsd", trained, "--data", "digits", "--sparse-epochs", "1",
+                          "--redense-epochs", "1", "--out", out)  # fmt: skip
+    assert code == 0, err
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["dsd"]["sparse_density"]["fc1"] == pytest.approx(0.7, abs=1e-3)
+    assert "after" in text and (out / "model.pt").is_file()
+    code, _, err = run(capsys, "dsd", trained, "--sparsity", "1.5", "--out", out)
+    one_line_error(code, err, "sparsity")

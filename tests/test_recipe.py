@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from netshrink.compress import check_recipe, compress
+from netshrink.deep_compression import check_recipe, compress
 from netshrink.errors import NetshrinkError
 from netshrink.models import create
 from netshrink.nsz import unpack

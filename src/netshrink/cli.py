@@ -274,7 +274,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from netshrink._atomic import atomic_write_text, ensure_dir
-    from netshrink.compress import check_recipe, compress
+    from netshrink.deep_compression import check_recipe, compress
     from netshrink.nsz import render_report
     from netshrink.recipe import load_recipe
 
@@ -377,6 +377,48 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     plot_sensitivity(result, out / "sensitivity.png")
     print(render_sensitivity(result, args.max_drop))
     print(f"wrote {out / 'sensitivity.json'} and {out / 'sensitivity.png'}")
+    return 0
+
+
+def cmd_dsd(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from netshrink._atomic import atomic_write_text, ensure_dir
+    from netshrink.checkpoint import Checkpoint, save_checkpoint
+    from netshrink.data import load_dataset
+    from netshrink.prune import DSDConfig, dsd_train
+    from netshrink.train import evaluate
+
+    model, name, model_args, input_size, ckpt_data, seed = _load_any(args.checkpoint)
+    spec = args.data or ckpt_data
+    if not spec:
+        raise NetshrinkError("--data is required: the checkpoint records no data spec")
+    data = load_dataset(spec, input_size=input_size, seed=seed, limit=args.limit)
+    _check_classes(args.checkpoint, model_args, spec, data)
+    out = ensure_dir(Path(args.out))
+    config = DSDConfig(
+        sparsity=args.sparsity,
+        dense_epochs=0,
+        sparse_epochs=args.sparse_epochs,
+        redense_epochs=args.redense_epochs,
+        redense_lr_scale=args.redense_lr_scale,
+    )
+    train_config = _train_config(args)
+    before = {f"test_{k}": v for k, v in evaluate(model, data.test).items()}
+    result = dsd_train(model, data, config, train_config)
+    metrics = result.redense.metrics
+    save_checkpoint(
+        out / "model.pt",
+        Checkpoint(name, model_args, tuple(input_size), model.state_dict(), spec, metrics,
+                   {"train": train_config.to_dict(), "dsd": config.to_dict()}),
+    )  # fmt: skip
+    record = {"before": before, "dsd": result.to_dict(), "config": config.to_dict()}
+    atomic_write_text(out / "metrics.json", json.dumps(record, indent=2, default=str))
+    print(
+        f"{name}: test top-1 {100 * before['test_top1']:.2f}% before DSD, "
+        f"{100 * result.sparse.metrics['test_top1']:.2f}% sparse, "
+        f"{100 * metrics['test_top1']:.2f}% after; wrote {out / 'model.pt'}"
+    )
     return 0
 
 
@@ -505,6 +547,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-drop", type=float, default=1.0, help="accuracy budget, points")
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(func=cmd_sensitivity)
+
+    p = sub.add_parser("dsd", help="Dense-Sparse-Dense training of a trained checkpoint")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("--data", metavar="SPEC", help="default: the checkpoint's data")
+    p.add_argument("--sparsity", type=float, default=0.3)
+    p.add_argument("--sparse-epochs", type=int, default=3)
+    p.add_argument("--redense-epochs", type=int, default=3)
+    p.add_argument("--redense-lr-scale", type=float, default=0.1)
+    _add_train_flags(p)
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(func=cmd_dsd)
 
     p = sub.add_parser("survey", help="run every method on the data and write the report")
     p.add_argument("--data", default="mnist5k", metavar="SPEC")

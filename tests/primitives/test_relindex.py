@@ -56,3 +56,17 @@ def test_positions_must_be_sorted_and_in_range():
         encode_positions(np.array([10]), 10, 4)
     with pytest.raises(ValueError):
         encode_positions(np.array([1]), 10, 17)
+
+
+def test_scatter_equals_positions_then_fancy_indexing():
+    from netshrink.primitives.relindex import scatter_relative
+
+    rng = np.random.default_rng(0)
+    for length, density, bits in ((0, 0.5, 3), (50, 0.1, 2), (1000, 0.3, 4)):
+        dense = np.where(rng.random(length) < density, rng.standard_normal(length), 0)
+        gaps, entries = encode_positions(np.flatnonzero(dense), length, bits)
+        expect = np.zeros(length)
+        expect[decode_positions(gaps, length)] = dense[entries]
+        assert np.array_equal(scatter_relative(gaps, dense[entries], length), expect)
+    with pytest.raises(ValueError, match="past the end"):
+        scatter_relative(np.array([2, 2]), np.ones(2), 5)

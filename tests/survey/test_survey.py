@@ -1,7 +1,6 @@
 """`netshrink survey --quick`: end to end on the embedded data, outputs and reuse."""
 
 import csv
-import json
 
 import pytest
 
@@ -11,14 +10,7 @@ from netshrink.profile import count_macs, count_params
 from netshrink.survey import list_entries
 
 
-@pytest.fixture(scope="module")
-def survey_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("survey")
-    assert main(["survey", "--quick", "--out", str(out)]) == 0
-    return out
-
-
-def test_quick_survey_writes_every_output(survey_dir):
+def test_quick_survey_writes_every_output(survey_dir, quick_survey):
     for name in (
         "report.html",
         "results.json",
@@ -29,13 +21,15 @@ def test_quick_survey_writes_every_output(survey_dir):
         "speedup_theoretical_vs_measured.png",
     ):
         assert (survey_dir / name).stat().st_size > 0, name
-    html = (survey_dir / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3
+    figures = quick_survey.results["figures"]
+    for figure in figures:  # contributed by entries: written and embedded after the plots
+        assert (survey_dir / figure["file"]).read_bytes().startswith(b"\x89PNG"), figure
+    assert quick_survey.html.count("data:image/png;base64,") == 3 + len(figures)
     assert not list(survey_dir.glob("*.tmp")) and not list(survey_dir.glob(".*.tmp"))
 
 
-def test_rows_are_measured_not_declared(survey_dir):
-    data = json.loads((survey_dir / "results.json").read_text())
+def test_rows_are_measured_not_declared(survey_dir, quick_survey):
+    data = quick_survey.results
     rows = {r["key"]: r for r in data["rows"]}
     assert set(rows) == {e.key for e in list_entries() if e.quick}
     base = rows["alexnet"]

@@ -17,7 +17,7 @@ import numpy as np
 
 from netshrink.nsz.container import NszFormatError
 from netshrink.nsz.streams import decode_stream, encode_stream, stream_info
-from netshrink.primitives.relindex import decode_positions, encode_positions
+from netshrink.primitives.relindex import encode_positions, scatter_relative
 
 __all__ = ["EncodedTensor", "decode_tensor", "encode_raw", "encode_shared", "encode_sparse"]
 
@@ -187,7 +187,7 @@ def validate_entry(entry: dict[str, Any]) -> None:
         _int(entry, "nonzeros", 0, MAX_ELEMENTS)
 
 
-def _positions(entry: dict[str, Any], gaps_payload, numel: int) -> np.ndarray:
+def _gaps(entry: dict[str, Any], gaps_payload, numel: int) -> np.ndarray:
     index_bits = _int(entry, "index_bits", 1, 16)
     info = stream_info(gaps_payload)
     if info.symbol_bits != index_bits:
@@ -197,8 +197,12 @@ def _positions(entry: dict[str, Any], gaps_payload, numel: int) -> np.ndarray:
         raise NszFormatError(
             f"tensor {entry['name']!r}: {info.count} entries cannot cover {numel} values"
         )
+    return decode_stream(gaps_payload)
+
+
+def _scatter(entry: dict[str, Any], gaps: np.ndarray, values: np.ndarray, numel: int):
     try:
-        return decode_positions(decode_stream(gaps_payload), numel)
+        return scatter_relative(gaps, values, numel)
     except ValueError as exc:
         raise NszFormatError(f"tensor {entry['name']!r}: {exc}") from None
 
@@ -222,12 +226,11 @@ def decode_tensor(entry: dict[str, Any], payloads: list[memoryview]) -> np.ndarr
         out = values.astype(np.int64 if storage == "int64" else np.float32)
         return out.reshape(shape)
     if encoding == "sparse":
-        positions = _positions(entry, payloads[0], numel)
-        if len(payloads[1]) != 4 * positions.size:
+        gaps = _gaps(entry, payloads[0], numel)
+        if len(payloads[1]) != 4 * gaps.size:
             raise NszFormatError(f"tensor {name!r}: values do not match its relative index")
-        out = np.zeros(numel, np.float32)
-        out[positions] = np.frombuffer(payloads[1], "<f4")
-        return out.reshape(shape)
+        values = np.frombuffer(payloads[1], "<f4").astype(np.float32)
+        return _scatter(entry, gaps, values, numel).reshape(shape)
     # shared
     bits = _int(entry, "bits", 1, 16)
     size = _int(entry, "codebook_size", 0, (1 << bits) - 1)
@@ -240,9 +243,9 @@ def decode_tensor(entry: dict[str, Any], payloads: list[memoryview]) -> np.ndarr
     if info.symbol_bits != bits:
         raise NszFormatError(f"tensor {name!r}: index stream is not {bits}-bit")
     if entry["layout"] == "sparse":
-        positions = _positions(entry, payloads[1], numel)
-        if info.count != positions.size:
-            raise NszFormatError(f"tensor {name!r}: {info.count} indices for {positions.size} gaps")
+        gaps = _gaps(entry, payloads[1], numel)
+        if info.count != gaps.size:
+            raise NszFormatError(f"tensor {name!r}: {info.count} indices for {gaps.size} gaps")
     elif info.count != numel:
         raise NszFormatError(f"tensor {name!r}: {info.count} indices for {numel} values")
     symbols = decode_stream(symbols_payload)
@@ -250,6 +253,4 @@ def decode_tensor(entry: dict[str, Any], payloads: list[memoryview]) -> np.ndarr
         raise NszFormatError(f"tensor {name!r}: index {int(symbols.max())} beyond the codebook")
     if entry["layout"] == "dense":
         return table[symbols].reshape(shape)
-    out = np.zeros(numel, np.float32)
-    out[positions] = table[symbols]
-    return out.reshape(shape)
+    return _scatter(entry, gaps, table[symbols], numel).reshape(shape)

@@ -296,13 +296,12 @@ def load_into(nsz: NszFile, model: nn.Module) -> nn.Module:
                 f"tensor {entry['name']!r} has shape {tuple(entry['shape'])} in the file, "
                 f"{want} in the model"
             )
-    if any(t.is_meta for t in expected.values()):
-        model = model.to_empty(device="cpu")
     state = {}
     for i, entry in enumerate(nsz.entries):
         values = torch.from_numpy(nsz.tensor(i))
         state[entry["name"]] = values.to(expected[entry["name"]].dtype)
-    model.load_state_dict(state)
+    # A skeleton on the meta device takes the decoded tensors as they are (no copy).
+    model.load_state_dict(state, assign=any(t.is_meta for t in expected.values()))
     return model.eval()
 
 

@@ -15,9 +15,10 @@ size of its stream.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
-__all__ = ["decode_positions", "encode_positions", "max_gap"]
+__all__ = ["decode_positions", "encode_positions", "max_gap", "scatter_relative"]
 
 MAX_INDEX_BITS = 16
 
@@ -74,3 +75,34 @@ def decode_positions(gaps: np.ndarray, length: int) -> np.ndarray:
             f"in a tensor of {length} values"
         )
     return entries
+
+
+@numba.njit(cache=True)
+def _scatter(gaps, values, out):  # pragma: no cover - compiled
+    position = -1
+    for i in range(gaps.size):
+        position += gaps[i] + 1
+        if position >= out.size:
+            return i
+        out[position] = values[i]
+    return -1
+
+
+def scatter_relative(gaps: np.ndarray, values: np.ndarray, length: int) -> np.ndarray:
+    """The dense vector whose entries are ``values`` at the positions ``gaps`` describe.
+
+    One pass, positions accumulated on the fly (no position array): equal to
+    ``out[decode_positions(gaps, length)] = values`` on a zero vector, and the hot loop of
+    unpacking a pruned layer. Raises ``ValueError`` if an entry falls outside the vector.
+    """
+    gaps = np.ascontiguousarray(gaps)
+    values = np.ascontiguousarray(values)
+    if gaps.shape != values.shape or gaps.ndim != 1:
+        raise ValueError("gaps and values must be 1-D arrays of the same length")
+    if gaps.size and (not np.issubdtype(gaps.dtype, np.integer) or gaps.min() < 0):
+        raise ValueError("gaps must be non-negative integers")
+    out = np.zeros(length, values.dtype)
+    bad = _scatter(gaps.astype(np.int64, copy=False), values, out)
+    if bad >= 0:
+        raise ValueError(f"relative index runs past the end at entry {bad} of a {length}-vector")
+    return out

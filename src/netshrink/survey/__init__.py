@@ -4,13 +4,20 @@ Methods contribute rows by registering :class:`SurveyEntry` objects; importing t
 package registers the built-in entries.
 """
 
-from netshrink.survey import architectures  # noqa: F401  (registers entries)
+from netshrink.survey import architectures, deep_compression  # noqa: F401  (register entries)
 from netshrink.survey.context import SurveyConfig, SurveyContext
-from netshrink.survey.registry import Measured, SurveyEntry, list_entries, register_entry
+from netshrink.survey.registry import (
+    Figure,
+    Measured,
+    SurveyEntry,
+    list_entries,
+    register_entry,
+)
 from netshrink.survey.report import render_rows, render_table1, write_report
 from netshrink.survey.runner import SurveyResult, SurveyRow, run_survey
 
 __all__ = [
+    "Figure",
     "Measured",
     "SurveyConfig",
     "SurveyContext",

@@ -1,19 +1,25 @@
-"""What a survey entry can ask for: data, cached training runs, the survey settings."""
+"""What a survey entry can ask for: data, cached training runs, the survey settings,
+results shared between entries, and a place for its figures."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from torch import nn
 
 from netshrink.data import Dataset, load_dataset, native_input_size
 from netshrink.errors import NetshrinkError
 from netshrink.runner import resolve_model, train_run
+from netshrink.survey.registry import Figure
 from netshrink.train import TrainConfig
 
-__all__ = ["SurveyConfig", "SurveyContext"]
+__all__ = ["FULL_EPOCHS", "SurveyConfig", "SurveyContext"]
+
+FULL_EPOCHS = 4  # training epochs of a full survey run (1 with --quick)
+T = TypeVar("T")
 
 
 @dataclass
@@ -41,7 +47,7 @@ class SurveyConfig:
 
     @property
     def train_epochs(self) -> int:
-        return self.epochs or (1 if self.quick else 4)
+        return self.epochs or (1 if self.quick else FULL_EPOCHS)
 
     @property
     def image_limit(self) -> int | None:
@@ -61,8 +67,11 @@ class SurveyConfig:
 class SurveyContext:
     config: SurveyConfig
     progress: bool = True
+    figures: list[Figure] = field(default_factory=list)  # in the order entries added them
     _trained: dict[str, Any] = field(default_factory=dict)
+    _model_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     _datasets: dict[tuple[Any, ...], Dataset] = field(default_factory=dict)
+    _memo: dict[str, Any] = field(default_factory=dict)
 
     @property
     def out(self) -> Path:
@@ -91,10 +100,19 @@ class SurveyContext:
             )
         return self._datasets[cache_key]
 
+    def dataset(self, model_name: str, model_args: dict[str, Any] | None = None) -> Dataset:
+        """The survey's data as :meth:`train` gives it to ``model_name`` (same splits, same
+        object), e.g. for retraining or evaluating a compressed copy of a trained model."""
+        return self._dataset_for(model_name, model_args or {}, self.config.seed)
+
     def train(
         self, key: str, model_name: str, model_args: dict[str, Any] | None = None, **overrides: Any
     ) -> tuple[nn.Module, tuple[int, int, int], dict[str, float]]:
-        """Train (or reuse the finished run of) a registry model; cached under ``out/runs/key``."""
+        """Train (or reuse the finished run of) a registry model; cached under ``out/runs/key``.
+
+        Every call with the same ``key`` returns the same model object, which is another
+        row's model: an entry that changes weights works on a ``copy.deepcopy`` of it.
+        """
         if key in self._trained:
             return self._trained[key]
         train_config = self.train_config(**overrides)
@@ -113,4 +131,24 @@ class SurveyContext:
         print(f"  {key}: test top-1 {ckpt.metrics['test_top1']:.4f} ({status})", flush=True)
         result = (ckpt.build(), ckpt.input_size, ckpt.metrics)
         self._trained[key] = result
+        self._model_args[key] = dict(ckpt.model_args)
         return result
+
+    def model_args(self, key: str) -> dict[str, Any]:
+        """The resolved registry arguments of trained run ``key`` (``num_classes``,
+        ``in_chans``, ``small_input`` ...): ``create(model_name, **args)`` rebuilds it."""
+        if key not in self._model_args:
+            raise NetshrinkError(f"survey run {key!r} has not been trained in this survey")
+        return dict(self._model_args[key])
+
+    def memo(self, key: str, compute: Callable[[], T]) -> T:
+        """``compute()`` once per survey run: lets entries share the stages of a pipeline."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def add_figure(self, key: str, title: str, png: bytes, caption: str = "") -> None:
+        """Add a PNG to the report (written as ``figures/<key>.png``, shown after the plots)."""
+        if any(f.key == key for f in self.figures):
+            raise NetshrinkError(f"survey figure {key!r} added twice")
+        self.figures.append(Figure(key, title, png, caption))

@@ -8,6 +8,7 @@ entries in their own module; the runner never changes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ from torch import nn
 if TYPE_CHECKING:
     from netshrink.survey.context import SurveyContext
 
-__all__ = ["Measured", "SurveyEntry", "list_entries", "register_entry"]
+__all__ = ["Figure", "Measured", "SurveyEntry", "list_entries", "register_entry"]
 
 
 @dataclass
@@ -29,6 +30,28 @@ class Measured:
     metrics: dict[str, float]  # at least test_top1 (fraction)
     size_bytes: int | None = None  # None: fp32 bytes of the parameters
     notes: str = ""
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A PNG an entry contributes to the report (``ctx.add_figure``), shown after the plots."""
+
+    key: str  # file name stem: figures/<key>.png
+    title: str
+    png: bytes
+    caption: str = ""
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.key):
+            raise ValueError(f"figure key must be a plain file name stem, got {self.key!r}")
+
+    @property
+    def path(self) -> str:
+        """Where the report writes it, relative to the survey's output folder."""
+        return f"figures/{self.key}.png"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"key": self.key, "title": self.title, "caption": self.caption, "file": self.path}
 
 
 @dataclass(frozen=True)

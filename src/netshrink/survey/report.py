@@ -167,7 +167,8 @@ def _html_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def write_report(result: SurveyResult) -> dict[str, Path]:
-    """Write results.json, results.csv, survey.yaml, the PNG plots and report.html."""
+    """Write results.json, results.csv, survey.yaml, the PNG plots, the entries' figures
+    (``figures/*.png``) and report.html."""
     out = Path(result.config.out)
     paths = {}
     data = result.to_dict()
@@ -209,6 +210,9 @@ def write_report(result: SurveyResult) -> dict[str, Path]:
     for name, png in plots.items():
         paths[name] = out / f"{name}.png"
         atomic_write_bytes(paths[name], png)
+    for figure in result.figures:
+        paths[figure.path] = out / figure.path
+        atomic_write_bytes(paths[figure.path], figure.png)
 
     cells = [_cells(r) for r in result.rows]
     table2 = _html_table([h for _, h in COLUMNS], [[c[k] for k, _ in COLUMNS] for c in cells])
@@ -218,13 +222,21 @@ def write_report(result: SurveyResult) -> dict[str, Path]:
         f"<figcaption>{html.escape(n.replace('_', ' '))}</figcaption></figure>"
         for n, p in plots.items()
     )
+    figures = "".join(
+        f'<figure><img alt="{html.escape(f.key)}" '
+        f'src="data:image/png;base64,{base64.b64encode(f.png).decode()}">'
+        f"<figcaption><b>{html.escape(f.title)}</b>. {html.escape(f.caption)}</figcaption></figure>"
+        for f in result.figures
+    )
+    if figures:
+        figures = f"<h2>Figures</h2>{figures}"
     cfg = html.escape(yaml.safe_dump(result.config.to_dict(), sort_keys=False))
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>netshrink survey</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 7px;
 text-align:right}}td:first-child,th:first-child{{text-align:left}}figure{{display:inline-block;
-margin:1em}}img{{max-width:760px}}pre{{background:#f5f5f5;padding:1em}}</style></head><body>
+margin:1em}}img,figcaption{{max-width:760px}}pre{{background:#f5f5f5;padding:1em}}</style></head><body>
 <h1>netshrink survey</h1>
 <p>Data: <code>{html.escape(result.config.data)}</code>. Every number below was measured in
 this run ({result.seconds:.0f} s): accuracy on the held-out test split, latency as the median
@@ -232,6 +244,7 @@ of repeats after warm-up, measured side by side in one process. Speed-ups and co
 ratios are against each row's baseline.</p>
 <h2>Table 2: methods compared</h2>{table2}
 <h2>Plots</h2>{images}
+{figures}
 <h2>Table 1: classic models at ImageNet shape</h2>{table1 or "<p>(skipped)</p>"}
 <h2>Configuration</h2><pre>{cfg}</pre>
 </body></html>

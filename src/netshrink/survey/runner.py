@@ -13,7 +13,7 @@ from netshrink.errors import NetshrinkError
 from netshrink.models import create, get_spec
 from netshrink.profile import measure_latency, measure_side_by_side, profile
 from netshrink.survey.context import SurveyConfig, SurveyContext
-from netshrink.survey.registry import Measured, SurveyEntry, list_entries
+from netshrink.survey.registry import Figure, Measured, SurveyEntry, list_entries
 
 __all__ = ["SurveyRow", "SurveyResult", "TABLE1_MODELS", "run_survey", "select_entries"]
 
@@ -52,12 +52,14 @@ class SurveyResult:
     rows: list[SurveyRow]
     table1: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    figures: list[Figure] = field(default_factory=list)  # contributed by entries
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "config": self.config.to_dict(),
             "rows": [asdict(r) for r in self.rows],
             "table1": self.table1,
+            "figures": [f.to_dict() for f in self.figures],
             "seconds": self.seconds,
         }
 
@@ -109,7 +111,9 @@ def run_survey(config: SurveyConfig, *, progress: bool = True) -> SurveyResult:
     measured: dict[str, Measured] = {}
     for i, entry in enumerate(entries, 1):
         print(f"[{i}/{len(entries)}] {entry.method}", flush=True)
+        entry_started = time.perf_counter()
         measured[entry.key] = entry.run(ctx)
+        print(f"  ({time.perf_counter() - entry_started:.1f} s)", flush=True)
 
     print("measuring latency side by side ...", flush=True)
     timed = {k: (m.model, m.input_size) for k, m in measured.items()}
@@ -149,4 +153,4 @@ def run_survey(config: SurveyConfig, *, progress: bool = True) -> SurveyResult:
     if config.table1:
         print("Table 1: classic models at ImageNet shape ...", flush=True)
         table1 = _table1(max(2, config.repeats // 5), progress)
-    return SurveyResult(config, rows, table1, time.perf_counter() - started)
+    return SurveyResult(config, rows, table1, time.perf_counter() - started, ctx.figures)

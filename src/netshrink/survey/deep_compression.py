@@ -1,0 +1,471 @@
+"""Survey rows of Deep Compression (Han, Mao, Dally 2016) and Dense-Sparse-Dense training.
+
+LeNet-5 goes through ``recipes/lenet5.yaml`` one stage at a time, and each stage is a row:
+pruned (P, fp32 values with relative indices) → pruned + quantized (P+Q, fixed-width codes)
+→ Deep Compression (P+Q+H, the same model Huffman-coded). The stages run once and are
+shared through ``ctx.memo``. The rows follow the shipped recipe, tuned for the survey's
+data; the paper's densities are drawn beside them in the density figure. SqueezeNet 1.0
+gets the densities of Table 1 of the SqueezeNet paper and 6-bit weights
+(``recipes/squeezenet1_0_table1.yaml``), against AlexNet (510x in the paper). DSD (Han et
+al. 2017) retrains the LeNet-5 baseline sparse, then dense again.
+
+Every compressed row is the model unpacked from its ``.nsz`` file, measured on the test
+split, and its size is the file's size. The unpacked model is dense, zeros included, so
+these rows do not target speed: Deep Compression shrinks storage, and its speed-ups need
+sparse kernels (EIE). The recipes' retraining epochs scale with the survey's,
+``epochs * train_epochs // FULL_EPOCHS``, with its batch size and seed: a full run retrains
+as the recipe says, ``--quick`` a quarter (SqueezeNet, whose epochs cost most: not at all).
+
+Outputs under ``<out>/deep_compression/``: ``KEY.nsz``, ``KEY.json`` (stages, metrics and
+the per-layer table), ``KEY.txt`` (the table rendered), ``KEY.recipe.yaml`` (the resolved
+recipe), and the LeNet-5 sensitivity scan.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from netshrink._atomic import atomic_write_text
+from netshrink.compress import CompressResult, compress
+from netshrink.data import Dataset
+from netshrink.layers import compressible_layers, match_patterns
+from netshrink.nsz import compression_report, pack, parse_nsz, render_report, unpack
+from netshrink.prune import (
+    DSDConfig,
+    dsd_train,
+    plot_sensitivity,
+    render_sensitivity,
+    sensitivity_scan,
+)
+from netshrink.quantize import cluster_weights, shared_layers
+from netshrink.recipe import (
+    EncodeStage,
+    PruneStage,
+    QuantizeStage,
+    Recipe,
+    load_recipe,
+    parse_recipe,
+)
+from netshrink.survey.architectures import ARCHITECTURES
+from netshrink.survey.context import FULL_EPOCHS, SurveyContext
+from netshrink.survey.figures import codebook_plot, density_bars, weight_histograms
+from netshrink.survey.registry import Measured, SurveyEntry, register_entry
+from netshrink.train import TrainConfig, evaluate
+
+__all__ = ["FALLBACK_RECIPES", "RECIPES", "shipped_recipe"]
+
+RECIPES = Path(__file__).resolve().parents[3] / "recipes"  # the repository's (src layout)
+
+# The shipped recipes, for an installation without the repository (a test checks that
+# they parse to the same recipes as the files).
+FALLBACK_RECIPES: dict[str, dict[str, Any]] = {
+    "lenet5": {
+        "name": "lenet5-deep-compression",
+        "stages": [
+            {
+                "prune": {
+                    "sparsity": {"conv1": 0.34, "conv2": 0.9, "fc1": 0.935, "fc2": 0.81},
+                    "rounds": 3,
+                    "retrain": {"epochs": 10, "lr": 0.001},
+                }
+            },
+            {
+                "quantize": {
+                    "bits": {"conv1": 5},
+                    "conv_bits": 8,
+                    "fc_bits": 5,
+                    "finetune": {"epochs": 8, "lr": 0.0002},
+                }
+            },
+            {
+                "encode": {
+                    "conv_index_bits": 8,
+                    "fc_index_bits": 5,
+                    "huffman": True,
+                    "float16": True,
+                }
+            },
+        ],
+    },
+    "squeezenet1_0_table1": {
+        "name": "squeezenet1_0-table1",
+        "stages": [
+            {
+                "prune": {
+                    "sparsity": {
+                        "*fire[2-5].expand3x3": 0.67,
+                        "*fire6.expand1x1": 0.5,
+                        "*fire6.expand3x3": 0.67,
+                        "*fire7.squeeze": 0.5,
+                        "*fire7.expand3x3": 0.67,
+                        "*fire8.expand1x1": 0.5,
+                        "*fire8.expand3x3": 0.7,
+                        "*fire9.squeeze": 0.5,
+                        "*fire9.expand3x3": 0.7,
+                        "*conv10": 0.8,
+                    },
+                    "retrain": {"epochs": 2, "lr": 1e-4},
+                }
+            },
+            {"quantize": {"conv_bits": 6, "finetune": {"epochs": 1, "lr": 5e-5}}},
+            {"encode": {"conv_index_bits": 4, "huffman": True}},
+        ],
+    },
+}
+
+# Deep Compression, Table 3: the fraction of LeNet-5's weights kept per layer. The
+# survey's rows follow the shipped recipe, which may be tuned away from these for the data.
+LENET5_PAPER_KEPT = {"conv1": 0.66, "conv2": 0.12, "fc1": 0.08, "fc2": 0.19}
+# Sensitivity scan of LeNet-5, with the paper's conv2 and fc1 sparsities among the points.
+SENSITIVITY_SPARSITIES = (0.0, 0.25, 0.5, 0.7, 0.8, 0.88, 0.92, 0.95, 0.98)
+NO_SPEEDUP = "The unpacked model is dense (zeros multiplied): no speed-up without sparse kernels."
+
+
+def shipped_recipe(name: str) -> Recipe:
+    """``recipes/<name>.yaml`` of the repository, else its copy in :data:`FALLBACK_RECIPES`."""
+    path = RECIPES / f"{name}.yaml"
+    return load_recipe(path) if path.is_file() else parse_recipe(FALLBACK_RECIPES[name])
+
+
+def _scaled(ctx: SurveyContext, config: TrainConfig | None) -> TrainConfig | None:
+    """A recipe's training at the survey's scale: ``epochs * train_epochs / FULL_EPOCHS``
+    rounded down (None, i.e. no retraining, below one epoch), the survey's batch and seed."""
+    if config is None:
+        return None
+    epochs = config.epochs * ctx.config.train_epochs // FULL_EPOCHS
+    if epochs < 1:
+        return None
+    survey = ctx.train_config()
+    return replace(config, epochs=epochs, batch_size=survey.batch_size, seed=survey.seed)
+
+
+def _survey_recipe(ctx: SurveyContext, name: str) -> Recipe:
+    recipe = shipped_recipe(name)
+    stages = []
+    for stage in recipe.stages:
+        if isinstance(stage, PruneStage):
+            stage = replace(stage, retrain=_scaled(ctx, stage.retrain))
+        elif isinstance(stage, QuantizeStage):
+            stage = replace(stage, finetune=_scaled(ctx, stage.finetune))
+        stages.append(stage)
+    return Recipe(stages, recipe.name, recipe.description)
+
+
+@dataclass
+class _Trained:
+    """A trained survey row to start from; ``model`` is that row's: never modified."""
+
+    model_name: str
+    model_args: dict[str, Any]
+    model: nn.Module
+    input_size: tuple[int, int, int]
+    data: Dataset
+    train_overrides: dict[str, Any]
+
+
+def _trained(ctx: SurveyContext, key: str) -> _Trained:
+    row = next(r for r in ARCHITECTURES if r.key == key)
+    model, input_size, _ = ctx.train(row.key, row.model, row.args, **row.train)
+    data = ctx.dataset(row.model, row.args)
+    return _Trained(row.model, ctx.model_args(key), model, input_size, data, dict(row.train))
+
+
+def _out(ctx: SurveyContext) -> Path:
+    return ctx.out / "deep_compression"
+
+
+def _test_metrics(model: nn.Module, data: Dataset) -> dict[str, float]:
+    return {f"test_{k}": v for k, v in evaluate(model, data.test).items() if k != "n"}
+
+
+def _save(ctx: SurveyContext, key: str, recipe: Recipe, result: CompressResult) -> None:
+    """The resolved recipe, the stage records and the per-layer table beside ``KEY.nsz``."""
+    stem = _out(ctx) / key
+    atomic_write_text(f"{stem}.recipe.yaml", recipe.to_yaml())
+    atomic_write_text(f"{stem}.json", json.dumps(result.to_dict(), indent=2))
+    atomic_write_text(f"{stem}.txt", render_report(result.report) + "\n")
+
+
+def _compress(
+    ctx: SurveyContext, key: str, source: _Trained, model: nn.Module, recipe: Recipe
+) -> CompressResult:
+    result = compress(
+        model,
+        recipe,
+        source.data,
+        path=_out(ctx) / f"{key}.nsz",
+        model_name=source.model_name,
+        model_args=source.model_args,
+        input_size=source.input_size,
+        metadata={"data": ctx.config.data, "seed": ctx.config.seed},
+        progress=ctx.progress,
+    )
+    _save(ctx, key, recipe, result)
+    return result
+
+
+def _measured(ctx: SurveyContext, key: str, source: _Trained, notes: str) -> Measured:
+    """The row of ``KEY.nsz``: the model unpacked from the file, its size, test metrics."""
+    path = _out(ctx) / f"{key}.nsz"
+    model = unpack(path)
+    metrics = _test_metrics(model, source.data)
+    size = path.stat().st_size
+    print(f"  {key}: {size:,} bytes, test top-1 {metrics['test_top1']:.4f}", flush=True)
+    return Measured(model, source.input_size, metrics, size_bytes=size, notes=notes)
+
+
+def _kept(model: nn.Module, prune: PruneStage) -> dict[str, float]:
+    """The recipe's fraction of weights kept per layer (1.0 for layers it does not list)."""
+    names = list(compressible_layers(model))
+    sparsity = match_patterns(names, prune.config.sparsity, what="prune sparsity")
+    return {n: 1.0 - sparsity.get(n, 0.0) for n in names}
+
+
+def _weights(model: nn.Module, layer: str) -> np.ndarray:
+    return model.state_dict()[f"{layer}.weight"].detach().cpu().numpy()
+
+
+# LeNet-5: prune → quantize → Huffman, one row per stage.
+
+
+def _lenet5_pruned(ctx: SurveyContext) -> CompressResult:
+    return ctx.memo("deep_compression/lenet5_pruned", lambda: _prune_lenet5(ctx))
+
+
+def _prune_lenet5(ctx: SurveyContext) -> CompressResult:
+    source = _trained(ctx, "lenet5")
+    recipe = _survey_recipe(ctx, "lenet5")
+    prune = [s for s in recipe.stages if isinstance(s, PruneStage)]
+    encode = EncodeStage(replace(recipe.encode, huffman=False))
+    stage = Recipe([*prune, encode], recipe.name, "the prune stage alone, without Huffman")
+    result = _compress(ctx, "lenet5_pruned", source, copy.deepcopy(source.model), stage)
+
+    ctx.add_figure(
+        "lenet5_weight_histogram",
+        "LeNet-5 weights before and after pruning",
+        weight_histograms(
+            {n: (_weights(source.model, n), _weights(result.model, n)) for n in ("conv1", "fc1")}
+        ),
+        "Weights of the trained baseline and the nonzero weights after pruning and "
+        "retraining (Han et al. 2015, Fig. 7): pruning removes the weights around zero.",
+    )
+    ctx.add_figure(
+        "lenet5_density",
+        "LeNet-5: weights kept per layer",
+        density_bars(
+            {r.name: r.density for r in result.report.layers},
+            {"recipe target": _kept(source.model, prune[0]), "paper": LENET5_PAPER_KEPT},
+            f"LeNet-5 pruned ({recipe.name})",
+        ),
+        "Fraction of nonzero weights in each layer of lenet5_pruned.nsz; markers: the "
+        "recipe's targets and the densities of Deep Compression, Table 3 (conv1 66%, "
+        "conv2 12%, fc1 8%, fc2 19%).",
+    )
+    _lenet5_sensitivity(ctx, source)
+    return result
+
+
+def _lenet5_sensitivity(ctx: SurveyContext, source: _Trained) -> None:
+    scan = sensitivity_scan(
+        copy.deepcopy(source.model),
+        lambda m: evaluate(m, source.data.val)["top1"],
+        sparsities=SENSITIVITY_SPARSITIES,
+    )
+    stem = _out(ctx) / "lenet5_sensitivity"
+    atomic_write_text(f"{stem}.json", json.dumps(scan.to_dict(), indent=2))
+    atomic_write_text(f"{stem}.txt", render_sensitivity(scan) + "\n")
+    plot_sensitivity(scan, f"{stem}.png")
+    ctx.add_figure(
+        "lenet5_sensitivity",
+        "LeNet-5 pruning sensitivity",
+        Path(f"{stem}.png").read_bytes(),
+        "Validation top-1 of the trained LeNet-5 with one layer at a time pruned by "
+        "magnitude, without retraining (Han et al. 2015, Fig. 6, where the first "
+        "convolution is the most sensitive layer and the large fully connected ones the "
+        "least).",
+    )
+
+
+def _lenet5_quantized(ctx: SurveyContext) -> dict[str, CompressResult]:
+    return ctx.memo("deep_compression/lenet5_quantized", lambda: _quantize_lenet5(ctx))
+
+
+def _quantize_lenet5(ctx: SurveyContext) -> dict[str, CompressResult]:
+    """Weight sharing and centroid fine-tuning on the pruned model, then the P+Q file
+    (fixed-width codes and indices) and the P+Q+H file of the same model."""
+    source = _trained(ctx, "lenet5")
+    pruned = _lenet5_pruned(ctx)
+    recipe = _survey_recipe(ctx, "lenet5")
+    rest = Recipe([s for s in recipe.stages if not isinstance(s, PruneStage)], recipe.name)
+    shared = compress(copy.deepcopy(pruned.model), rest, source.data, progress=ctx.progress)
+    metadata = {
+        "recipe": recipe.name,
+        "data": ctx.config.data,
+        "seed": ctx.config.seed,
+        "metrics": {k: v for k, v in shared.metrics.items() if k in ("test_top1", "test_top5")},
+        "baseline": {k: v for k, v in pruned.baseline.items() if k in ("test_top1", "test_top5")},
+    }
+    results = {}
+    for key, encode in (
+        ("lenet5_pq", replace(recipe.encode, huffman=False)),
+        ("lenet5_dc", recipe.encode),
+    ):
+        blob = pack(
+            shared.model,
+            _out(ctx) / f"{key}.nsz",
+            encode,
+            model_name=source.model_name,
+            model_args=source.model_args,
+            input_size=source.input_size,
+            metadata=metadata,
+        )
+        report = compression_report(parse_nsz(blob))
+        stages = pruned.stages + shared.stages
+        results[key] = CompressResult(shared.model, blob, report, pruned.baseline, stages)
+        full = Recipe([*recipe.stages[:-1], EncodeStage(encode)], recipe.name, recipe.description)
+        _save(ctx, key, full, results[key])
+
+    quantize = next(s for s in rest.stages if isinstance(s, QuantizeStage)).config
+    before = _weights(pruned.model, "fc1")
+    nonzero = before[before != 0].astype(np.float64)
+    tuned = shared_layers(shared.model)["fc1"]
+    kmeans = cluster_weights(
+        before, tuned.bits, init=quantize.init, max_iter=quantize.max_iter, seed=quantize.seed
+    )
+    codebooks = {
+        "k-means after fine-tuning": tuned.codebook,
+        "k-means before fine-tuning": kmeans.codebook,
+    }
+    if quantize.init == "linear":
+        k = (1 << tuned.bits) - 1
+        codebooks["linear initialization"] = np.linspace(nonzero.min(), nonzero.max(), k)
+    ctx.add_figure(
+        "lenet5_fc1_codebook",
+        "LeNet-5 fc1 codebook",
+        codebook_plot(nonzero, codebooks, f"LeNet-5 fc1: {tuned.bits}-bit weight sharing"),
+        "Nonzero weights of the pruned fc1 and its centroids: linear initialization, after "
+        "k-means, and after fine-tuning (Deep Compression, Fig. 4). Fine-tuning moves each "
+        "centroid by the summed gradients of its weights.",
+    )
+    return results
+
+
+def _retraining(recipe: Recipe) -> str:
+    """How the recipe retrains at the survey's scale, for a row's notes."""
+    parts = []
+    for stage in recipe.stages:
+        if isinstance(stage, PruneStage) and stage.retrain is not None:
+            parts.append(f"pruning {stage.rounds} x {stage.retrain.epochs} epochs")
+        elif isinstance(stage, QuantizeStage) and stage.finetune is not None:
+            parts.append(f"centroid fine-tuning {stage.finetune.epochs} epochs")
+    return "retraining: " + ", ".join(parts) if parts else "no retraining at this scale"
+
+
+def _run_lenet5_pruned(ctx: SurveyContext) -> Measured:
+    result = _lenet5_pruned(ctx)
+    prune = [s for s in _survey_recipe(ctx, "lenet5").stages if isinstance(s, PruneStage)]
+    notes = (
+        f"Magnitude pruning to {100 * result.report.to_dict()['density']:.1f}% of the weights "
+        f"({_retraining(Recipe(prune))}); fp32 values with relative indices, no Huffman. "
+        f"{NO_SPEEDUP}"
+    )
+    return _measured(ctx, "lenet5_pruned", _trained(ctx, "lenet5"), notes)
+
+
+def _bits(result: CompressResult) -> str:
+    """The code bits the quantize stage gave each layer, for a row's notes."""
+    bits = next(s["bits"] for s in result.stages if s["stage"] == "quantize")
+    if len(set(bits.values())) == 1:
+        return f"{next(iter(bits.values()))}-bit"
+    return ", ".join(f"{name} {b}-bit" for name, b in bits.items())
+
+
+def _run_lenet5_pq(ctx: SurveyContext) -> Measured:
+    result = _lenet5_quantized(ctx)["lenet5_pq"]
+    notes = (
+        f"lenet5_pruned, then weight sharing ({_bits(result)}) with centroid fine-tuning; "
+        f"fixed-width codes and indices, no Huffman. {NO_SPEEDUP}"
+    )
+    return _measured(ctx, "lenet5_pq", _trained(ctx, "lenet5"), notes)
+
+
+def _run_lenet5_dc(ctx: SurveyContext) -> Measured:
+    _lenet5_quantized(ctx)
+    retraining = _retraining(_survey_recipe(ctx, "lenet5"))
+    notes = (
+        f"recipes/lenet5.yaml ({retraining}): the lenet5_pq model Huffman-coded "
+        f"(paper: 39x). {NO_SPEEDUP}"
+    )
+    return _measured(ctx, "lenet5_dc", _trained(ctx, "lenet5"), notes)
+
+
+def _run_squeezenet_dc(ctx: SurveyContext) -> Measured:
+    source = _trained(ctx, "squeezenet1_0")
+    recipe = _survey_recipe(ctx, "squeezenet1_0_table1")
+    result = _compress(ctx, "squeezenet1_0_dc", source, copy.deepcopy(source.model), recipe)
+    prune = next(s for s in recipe.stages if isinstance(s, PruneStage))
+    ctx.add_figure(
+        "squeezenet1_0_density",
+        "SqueezeNet 1.0: weights kept per layer",
+        density_bars(
+            {r.name: r.density for r in result.report.layers},
+            {"recipe target (SqueezeNet paper, Table 1)": _kept(source.model, prune)},
+            "SqueezeNet 1.0 + Deep Compression (Table 1 densities)",
+        ),
+        "Fraction of nonzero weights in each layer of squeezenet1_0_dc.nsz; markers: the "
+        "Table 1 targets (layers not listed keep all their weights).",
+    )
+    notes = (
+        f"recipes/squeezenet1_0_table1.yaml: Table 1 densities, {_bits(result)} weight "
+        f"sharing, Huffman ({_retraining(recipe)}); against AlexNet (paper: 510x). {NO_SPEEDUP}"
+    )
+    return _measured(ctx, "squeezenet1_0_dc", source, notes)
+
+
+def _run_lenet5_dsd(ctx: SurveyContext) -> Measured:
+    """DSD from the trained baseline: its dense phase is the baseline's training."""
+    source = _trained(ctx, "lenet5")
+    epochs = ctx.config.train_epochs
+    config = DSDConfig(sparsity=0.3, dense_epochs=0, sparse_epochs=epochs, redense_epochs=epochs)
+    train_config = ctx.train_config(**source.train_overrides)
+    model = copy.deepcopy(source.model)
+    result = dsd_train(model, source.data, config, train_config, progress=ctx.progress)
+    model.eval()
+    record = {"config": config.to_dict(), "train": train_config.to_dict(), **result.to_dict()}
+    atomic_write_text(_out(ctx) / "lenet5_dsd.json", json.dumps(record, indent=2))
+    metrics = _test_metrics(model, source.data)
+    print(f"  lenet5_dsd: test top-1 {metrics['test_top1']:.4f}", flush=True)
+    notes = (
+        f"Dense-Sparse-Dense from the baseline: sparse phase at 30% (first conv kept) and "
+        f"re-dense phase at lr/10, {epochs} epochs each. The result is dense: it aims at "
+        "accuracy, not size or speed."
+    )
+    return Measured(model, source.input_size, metrics, notes=notes)
+
+
+ENTRIES = [
+    ("lenet5_pruned", "LeNet-5 pruned", "lenet5", _run_lenet5_pruned),
+    ("lenet5_pq", "LeNet-5 pruned + quantized", "lenet5", _run_lenet5_pq),
+    ("lenet5_dc", "LeNet-5 Deep Compression (P+Q+H)", "lenet5", _run_lenet5_dc),
+    ("squeezenet1_0_dc", "SqueezeNet 1.0 + Deep Compression", "alexnet", _run_squeezenet_dc),
+    ("lenet5_dsd", "LeNet-5 DSD", "lenet5", _run_lenet5_dsd),
+]
+
+for _key, _label, _baseline, _run in ENTRIES:
+    register_entry(
+        SurveyEntry(
+            key=_key,
+            method=_label,
+            approach="weights",
+            targets_speed=False,
+            baseline=_baseline,
+            run=_run,
+        )
+    )
