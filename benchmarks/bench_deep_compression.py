@@ -43,7 +43,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from torch import nn  # noqa: E402
 
 from netshrink import load_dataset, models  # noqa: E402
-from netshrink.compress import compress  # noqa: E402
+from netshrink.deep_compression import compress  # noqa: E402
 from netshrink.layers import compressible_layers  # noqa: E402
 from netshrink.nsz import (  # noqa: E402
     EncodingConfig,
@@ -358,14 +358,8 @@ def section_alexnet(ctx: Context) -> None:
         f"(paper {ALEXNET_PAPER_RATIO_PQ:g}x); Huffman saves "
         f"{100 * (1 - report.file_bytes / report.bytes_pq):.1f}% (paper ~22%)"
     )
-    ctx.check(
-        "alexnet ratio (Gaussian stand-in)", f"{report.ratio:.1f}x",
-        f">= {ALEXNET_PAPER_RATIO:g}x", report.ratio >= ALEXNET_PAPER_RATIO,
-    )  # fmt: skip
-    ctx.check(
-        "alexnet ratio P+Q (Gaussian stand-in)", f"{report.ratio_pq:.1f}x",
-        f">= {ALEXNET_PAPER_RATIO_PQ:g}x", report.ratio_pq >= ALEXNET_PAPER_RATIO_PQ,
-    )  # fmt: skip
+    # No pass/fail on these ratios: they depend on the weights' histogram, and the stand-in
+    # weights are not trained AlexNet's.
 
 
 # 4. Entropy coding -------------------------------------------------------------------------
@@ -533,7 +527,7 @@ def main() -> None:
     parser.add_argument("--sections", default="1,2,3,4,5", help="comma-separated, e.g. 1,3")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (section 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds (section 3)")
-    parser.add_argument("--zstd-threads", type=int, default=1, help="zstd worker threads")
+    parser.add_argument("--zstd-threads", type=int, default=2, help="zstd worker threads")
     args = parser.parse_args()
     chosen = sorted({int(s) for s in args.sections.split(",") if s.strip()})
     if unknown := [s for s in chosen if s not in SECTIONS]:
