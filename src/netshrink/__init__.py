@@ -18,8 +18,8 @@ The survey lives in :mod:`netshrink.survey` (it imports matplotlib).
 """
 
 from netshrink.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from netshrink.deep_compression import CompressResult, compress
 from netshrink.data import Dataset, ImageSplit, list_datasets, load_dataset
+from netshrink.deep_compression import CompressResult, compress
 from netshrink.errors import NetshrinkError
 from netshrink.models import create, get_spec, list_models
 from netshrink.nsz import EncodingConfig, compression_report, pack, read_nsz, unpack

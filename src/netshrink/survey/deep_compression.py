@@ -13,8 +13,9 @@ Every compressed row is the model unpacked from its ``.nsz`` file, measured on t
 split, and its size is the file's size. The unpacked model is dense, zeros included, so
 these rows do not target speed: Deep Compression shrinks storage, and its speed-ups need
 sparse kernels (EIE). The recipes' retraining epochs scale with the survey's,
-``epochs * train_epochs // FULL_EPOCHS``, with its batch size and seed: a full run retrains
-as the recipe says, ``--quick`` a quarter (SqueezeNet, whose epochs cost most: not at all).
+``epochs * train_epochs // FULL_EPOCHS`` capped at ``train_epochs``, with its batch size and
+seed: a full run retrains LeNet-5 for at most 4 epochs per stage, ``--quick`` for 1, and
+SqueezeNet (whose epochs cost most) not at all.
 
 Outputs under ``<out>/deep_compression/``: ``KEY.nsz``, ``KEY.json`` (stages, metrics and
 the per-layer table), ``KEY.txt`` (the table rendered), ``KEY.recipe.yaml`` (the resolved
@@ -33,8 +34,8 @@ import numpy as np
 from torch import nn
 
 from netshrink._atomic import atomic_write_text
-from netshrink.compress import CompressResult, compress
 from netshrink.data import Dataset
+from netshrink.deep_compression import CompressResult, compress
 from netshrink.layers import compressible_layers, match_patterns
 from netshrink.nsz import compression_report, pack, parse_nsz, render_report, unpack
 from netshrink.prune import (
@@ -135,11 +136,13 @@ def shipped_recipe(name: str) -> Recipe:
 
 
 def _scaled(ctx: SurveyContext, config: TrainConfig | None) -> TrainConfig | None:
-    """A recipe's training at the survey's scale: ``epochs * train_epochs / FULL_EPOCHS``
-    rounded down (None, i.e. no retraining, below one epoch), the survey's batch and seed."""
+    """A recipe's training at the survey's scale: ``epochs * train_epochs // FULL_EPOCHS``,
+    at most ``train_epochs`` (no stage retrains longer than the survey trains a model), with
+    the survey's batch size and seed; None (no retraining) below one epoch."""
     if config is None:
         return None
-    epochs = config.epochs * ctx.config.train_epochs // FULL_EPOCHS
+    train_epochs = ctx.config.train_epochs
+    epochs = min(config.epochs * train_epochs // FULL_EPOCHS, train_epochs)
     if epochs < 1:
         return None
     survey = ctx.train_config()
