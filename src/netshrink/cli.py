@@ -344,11 +344,23 @@ def cmd_unpack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_and_data(args: argparse.Namespace):
+    """The checkpoint's model and the data it is evaluated on (``--data``, else its own)."""
+    from netshrink.data import load_dataset
+
+    model, name, model_args, input_size, ckpt_data, seed = _load_any(args.checkpoint)
+    spec = args.data or ckpt_data
+    if not spec:
+        raise NetshrinkError("--data is required: the checkpoint records no data spec")
+    data = load_dataset(spec, input_size=input_size, seed=seed, limit=args.limit)
+    _check_classes(args.checkpoint, model_args, spec, data)
+    return model, name, model_args, input_size, spec, data
+
+
 def cmd_sensitivity(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from netshrink._atomic import atomic_write_text, ensure_dir
-    from netshrink.data import load_dataset
     from netshrink.prune import (
         plot_sensitivity,
         render_sensitivity,
@@ -357,12 +369,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     )
     from netshrink.train import evaluate
 
-    model, name, model_args, input_size, ckpt_data, seed = _load_any(args.checkpoint)
-    spec = args.data or ckpt_data
-    if not spec:
-        raise NetshrinkError("--data is required: the checkpoint records no data spec")
-    data = load_dataset(spec, input_size=input_size, seed=seed, limit=args.limit)
-    _check_classes(args.checkpoint, model_args, spec, data)
+    model, name, model_args, input_size, spec, data = _model_and_data(args)
     out = ensure_dir(Path(args.out))
     result = sensitivity_scan(
         model, lambda m: evaluate(m, data.val)["top1"], sparsities=args.sparsities
@@ -385,16 +392,10 @@ def cmd_dsd(args: argparse.Namespace) -> int:
 
     from netshrink._atomic import atomic_write_text, ensure_dir
     from netshrink.checkpoint import Checkpoint, save_checkpoint
-    from netshrink.data import load_dataset
     from netshrink.prune import DSDConfig, dsd_train
     from netshrink.train import evaluate
 
-    model, name, model_args, input_size, ckpt_data, seed = _load_any(args.checkpoint)
-    spec = args.data or ckpt_data
-    if not spec:
-        raise NetshrinkError("--data is required: the checkpoint records no data spec")
-    data = load_dataset(spec, input_size=input_size, seed=seed, limit=args.limit)
-    _check_classes(args.checkpoint, model_args, spec, data)
+    model, name, model_args, input_size, spec, data = _model_and_data(args)
     out = ensure_dir(Path(args.out))
     config = DSDConfig(
         sparsity=args.sparsity,

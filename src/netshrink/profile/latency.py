@@ -96,6 +96,8 @@ def measure_latency_interleaved(
 ) -> list[LatencyStats]:
     """Time several models side by side: each repeat runs every model once, starting from a
     different model each time, so that drifts in machine load hit all contenders alike.
+    Each timed call follows an untimed call of the same model, so every model is timed with
+    its own weights in cache, whichever model ran before it.
 
     Eval mode, ``torch.inference_mode``, a fixed random input; ``warmup`` untimed rounds,
     then ``repeats`` timed ones (``time.perf_counter``). Returns one result per model.
@@ -153,6 +155,10 @@ def _time_interleaved(
         for round_index in range(warmup + repeats):
             for k in range(len(models)):
                 i = (round_index + k) % len(models)
+                # One untimed call first: otherwise a small model timed right after a big
+                # one pays for refilling the caches the big one evicted, an order effect
+                # that made identical LeNets differ by 1.9x in the survey.
+                models[i](inputs[i])
                 _sync(inputs[i].device)
                 start = time.perf_counter()
                 models[i](inputs[i])
