@@ -1,11 +1,11 @@
-"""Fixed-width bit packing of small unsigned integers, MSB-first (the order Huffman uses)."""
+"""Bit packing, MSB-first: fixed-width values, and the code concatenation Huffman also uses."""
 
 from __future__ import annotations
 
 import numba
 import numpy as np
 
-__all__ = ["pack_bits", "packed_size", "unpack_bits"]
+__all__ = ["concatenate_codes", "pack_bits", "packed_size", "unpack_bits"]
 
 MAX_BITS = 16
 
@@ -22,21 +22,33 @@ def _check_bits(bits: int) -> int:
 
 
 @numba.njit(cache=True)
-def _pack(values, bits, n_bytes):  # pragma: no cover - compiled
-    out = np.zeros(n_bytes, np.uint8)
-    acc = 0  # at most 7 + 16 pending bits
+def concatenate_codes(
+    symbols: np.ndarray, codes: np.ndarray, lengths: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Concatenate the codes of ``symbols`` MSB-first into ``out`` (every byte is written),
+    32 bits at a time."""
+    acc = 0  # the low ``pending`` bits are unwritten: < 32 + 32, so acc stays a positive int64
     pending = 0
     pos = 0
-    for i in range(values.size):
-        acc = ((acc << bits) | values[i]) & 0xFFFFFF
-        pending += bits
-        while pending >= 8:
-            pending -= 8
-            out[pos] = (acc >> pending) & 0xFF
-            pos += 1
+    for i in range(symbols.size):
+        s = symbols[i]
+        acc = (acc << lengths[s]) | codes[s]
+        pending += lengths[s]
+        if pending >= 32:  # bits written never exceed n_bits, so pos + 4 <= out.size
+            pending -= 32
+            word = acc >> pending
+            out[pos] = (word >> 24) & 0xFF
+            out[pos + 1] = (word >> 16) & 0xFF
+            out[pos + 2] = (word >> 8) & 0xFF
+            out[pos + 3] = word & 0xFF
+            pos += 4
+            acc &= (1 << pending) - 1
+    while pending >= 8:
+        pending -= 8
+        out[pos] = (acc >> pending) & 0xFF
+        pos += 1
     if pending:
         out[pos] = (acc << (8 - pending)) & 0xFF
-    return out
 
 
 @numba.njit(cache=True)
@@ -66,7 +78,11 @@ def pack_bits(values: np.ndarray, bits: int) -> bytes:
         raise ValueError("pack_bits takes non-negative integers")
     if int(values.max()) >> bits:
         raise ValueError(f"value {int(values.max())} does not fit in {bits} bits")
-    return _pack(values.astype(np.int64), bits, packed_size(values.size, bits)).tobytes()
+    # Fixed width is the code where symbol v is written as v in ``bits`` bits.
+    out = np.empty(packed_size(values.size, bits), np.uint8)
+    identity = np.arange(1 << bits, dtype=np.int64)
+    concatenate_codes(values.astype(np.int64), identity, np.full(1 << bits, bits), out)
+    return out.tobytes()
 
 
 def unpack_bits(data: bytes, bits: int, count: int) -> np.ndarray:

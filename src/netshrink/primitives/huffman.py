@@ -14,6 +14,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from netshrink.primitives.bitpack import concatenate_codes
+
 __all__ = ["canonical_codes", "code_lengths", "decode", "encode", "entropy_bits"]
 
 _MAX_CODE_BITS = 32  # codes are stored as uint32
@@ -147,36 +149,6 @@ def _count_bits(symbols: np.ndarray, lengths: np.ndarray) -> int:  # pragma: no 
     return -2 if uncoded else n_bits
 
 
-@numba.njit(cache=True)
-def _pack_bits(
-    symbols: np.ndarray, codes: np.ndarray, lengths: np.ndarray, out: np.ndarray
-) -> None:  # pragma: no cover - compiled
-    """Concatenate the codes of ``symbols`` MSB-first into ``out`` (every byte is written),
-    32 bits at a time."""
-    acc = 0  # the low ``pending`` bits are unwritten: < 32 + 32, so acc stays a positive int64
-    pending = 0
-    pos = 0
-    for i in range(symbols.size):
-        s = symbols[i]
-        acc = (acc << lengths[s]) | codes[s]
-        pending += lengths[s]
-        if pending >= 32:  # bits written never exceed n_bits, so pos + 4 <= out.size
-            pending -= 32
-            word = acc >> pending
-            out[pos] = (word >> 24) & 0xFF
-            out[pos + 1] = (word >> 16) & 0xFF
-            out[pos + 2] = (word >> 8) & 0xFF
-            out[pos + 3] = word & 0xFF
-            pos += 4
-            acc &= (1 << pending) - 1
-    while pending >= 8:
-        pending -= 8
-        out[pos] = (acc >> pending) & 0xFF
-        pos += 1
-    if pending:
-        out[pos] = (acc << (8 - pending)) & 0xFF
-
-
 def encode(symbols: np.ndarray, lengths: np.ndarray) -> tuple[bytes, int]:
     """Pack ``symbols`` into a canonical-Huffman bitstream (MSB-first).
 
@@ -197,7 +169,7 @@ def encode(symbols: np.ndarray, lengths: np.ndarray) -> tuple[bytes, int]:
     if n_bits == -2:
         raise ValueError("huffman: a symbol to encode has code length 0")
     out = np.empty((n_bits + 7) // 8, np.uint8)
-    _pack_bits(symbols, codes, lengths, out)
+    concatenate_codes(symbols, codes, lengths, out)
     return out.tobytes(), n_bits
 
 
