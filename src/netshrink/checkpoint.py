@@ -38,9 +38,18 @@ class Checkpoint:
     config: dict[str, Any] = field(default_factory=dict)
     train_state: dict[str, Any] | None = None  # present while a run can be resumed
 
+    @property
+    def binarize(self) -> dict[str, Any] | None:
+        """The resolved binarization (``BinarizeConfig.to_dict()``) of a binary network."""
+        return self.config.get("binarize") or None
+
     def build(self) -> nn.Module:
-        """The model with its trained weights, in eval mode."""
+        """The model with its trained weights, in eval mode (binary layers rebuilt binary)."""
         model = create(self.model_name, **self.model_args)
+        if self.binarize:
+            from netshrink.binarize import BinarizeConfig, binarize_
+
+            binarize_(model, BinarizeConfig.from_dict(self.binarize))
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:

@@ -144,6 +144,17 @@ def _train_config(args: argparse.Namespace):
     )
 
 
+def _binarize_config(args: argparse.Namespace, mode: str):
+    from netshrink.binarize import BinarizeConfig
+
+    return BinarizeConfig(
+        mode=mode,
+        exclude=args.keep_real,
+        keep_first_last=not args.binarize_all,
+        input_scale=not args.no_input_scale,
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from netshrink.models import parse_model_args
     from netshrink.runner import train_run
@@ -157,8 +168,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         model_args=model_args,
         resume=args.resume,
         limit=args.limit,
+        binarize=_binarize_config(args, args.binarize) if args.binarize else None,
     )
     m = run.checkpoint.metrics
+    if run.checkpoint.binarize:
+        layers = run.checkpoint.binarize["layers"]
+        print(f"{args.binarize}: binary layers {', '.join(layers)}")
     print(
         f"{args.name}: val top-1 {m['val_top1']:.4f}, test top-1 {m['test_top1']:.4f} "
         f"(n={m['test_n']}); wrote {run.out_dir / 'model.pt'}"
@@ -205,6 +220,19 @@ def _check_classes(path: str, model_args: dict, spec: str, data) -> None:
         )
 
 
+def _packed(model, quiet: bool = False):
+    """The model on the packed engine; fallbacks said once, on stderr."""
+    from netshrink.binarize.packed import to_packed
+
+    packed, notes = to_packed(model, warn=False)
+    fallback = [n for n in notes if n.engine == "float"]
+    if fallback and not quiet:
+        listed = "; ".join(f"{n.layer} ({n.reason})" for n in fallback)
+        print(f"note: packed engine runs {len(fallback)} binary layer(s) in float: {listed}",
+              file=sys.stderr)  # fmt: skip
+    return packed, notes
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from netshrink.data import load_dataset
     from netshrink.profile import measure_latency
@@ -213,9 +241,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model, name, model_args, input_size, _, seed = _load_any(args.checkpoint)
     data = load_dataset(args.data, input_size=input_size, seed=seed)
     _check_classes(args.checkpoint, model_args, args.data, data)
+    notes = []
+    if args.engine == "packed":
+        model, notes = _packed(model, quiet=args.json)
     result: dict[str, Any] = evaluate(model, data.test)
     latency = measure_latency(model, input_size, batch_size=1, repeats=args.repeats)
     result.update(model=name, data=args.data, split="test", latency_ms=latency.median_ms)
+    result["engine"] = args.engine
+    if notes:
+        result["packed_layers"] = [n.layer for n in notes if n.engine == "packed"]
+        result["float_layers"] = {n.layer: n.reason for n in notes if n.engine == "float"}
     if _is_nsz(args.checkpoint):
         result["file_bytes"] = os.path.getsize(args.checkpoint)
     if args.json:
@@ -224,8 +259,77 @@ def cmd_eval(args: argparse.Namespace) -> int:
         top5 = f", top-5 {result['top5']:.4f}" if "top5" in result else ""
         print(
             f"{name} on {args.data} (test, n={result['n']}): "
-            f"top-1 {result['top1']:.4f}{top5}; latency {result['latency_ms']:.2f} ms (batch 1)"
+            f"top-1 {result['top1']:.4f}{top5}; latency {result['latency_ms']:.2f} ms "
+            f"(batch 1, {args.engine} engine)"
         )
+    return 0
+
+
+def cmd_binarize(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import yaml
+
+    from netshrink._atomic import atomic_write_text, ensure_dir
+    from netshrink.binarize import binarize_
+    from netshrink.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+    from netshrink.data import load_dataset
+    from netshrink.nsz import pack
+    from netshrink.train import evaluate, train
+
+    ckpt = load_checkpoint(args.checkpoint)
+    if ckpt.binarize:
+        raise NetshrinkError(f"{args.checkpoint} is a binary network already")
+    model = ckpt.build()
+    spec = args.data or ckpt.data
+    if not spec:
+        raise NetshrinkError("--data is required: the checkpoint records no data spec")
+    train_config = _train_config(args)
+    data = load_dataset(spec, input_size=ckpt.input_size, seed=train_config.seed, limit=args.limit)
+    _check_classes(args.checkpoint, ckpt.model_args, spec, data)
+    resolved = binarize_(model, _binarize_config(args, args.mode))  # checks before any output
+    out = ensure_dir(Path(args.out))
+    model.eval()
+    # Evaluate the float network, then the same weights binarized, before fine-tuning.
+    before = {f"float_{k}": v for k, v in evaluate(ckpt.build(), data.test).items()}  # test split
+    before.update({f"binarized_{k}": v for k, v in evaluate(model, data.test).items()})
+    result = train(model, data, train_config, progress=not args.quiet, desc=f"{args.mode}")
+    metrics = {**before, **result.metrics, "train_seconds": result.seconds}
+    config = {
+        "source": str(args.checkpoint),
+        "data": spec,
+        "limit": args.limit,
+        "train": train_config.to_dict(),
+        "binarize": resolved.to_dict(),
+    }
+    save_checkpoint(
+        out / "model.pt",
+        Checkpoint(ckpt.model_name, ckpt.model_args, ckpt.input_size, model.state_dict(), spec,
+                   dict(result.metrics), config),
+    )  # fmt: skip
+    data_bytes = pack(
+        model.eval(),
+        out / "model.nsz",
+        model_name=ckpt.model_name,
+        model_args=ckpt.model_args,
+        input_size=ckpt.input_size,
+        metadata={"data": spec, "seed": train_config.seed, "metrics": dict(result.metrics),
+                  "binarize": resolved.to_dict()},
+    )  # fmt: skip
+    dense_bytes = sum(t.numel() * 4 for t in model.state_dict().values())
+    metrics.update(file_bytes=len(data_bytes), dense_bytes=dense_bytes)
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    atomic_write_text(
+        out / "metrics.json", json.dumps({"metrics": metrics, "history": result.history}, indent=2)
+    )
+    print(f"{args.mode}: binary layers {', '.join(resolved.layers)}")
+    print(
+        f"{ckpt.model_name}: test top-1 {100 * before['float_top1']:.2f}% float, "
+        f"{100 * before['binarized_top1']:.2f}% binarized, "
+        f"{100 * result.metrics['test_top1']:.2f}% after {train_config.epochs} epochs; "
+        f"{dense_bytes:,} B fp32 -> {len(data_bytes):,} B .nsz "
+        f"({dense_bytes / len(data_bytes):.1f}x); wrote {out / 'model.pt'}, {out / 'model.nsz'}"
+    )
     return 0
 
 
@@ -474,6 +578,17 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="use at most N images (stratified)")
 
 
+def _add_binarize_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--keep-real", action="append", default=[], metavar="PATTERN",
+        help="layer-name pattern kept real-valued (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--binarize-all", action="store_true", help="binarize the first and last layers too"
+    )
+    p.add_argument("--no-input-scale", action="store_true", help="xnor: scale by alpha only, no K")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="netshrink",
@@ -504,13 +619,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR")
+    p.add_argument(
+        "--binarize", choices=["bwn", "xnor"], help="train a binary network (XNOR-Net) from scratch"
+    )
+    _add_binarize_flags(p)
     _add_train_flags(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("binarize", help="BWN / XNOR-Net: binarize a checkpoint and fine-tune it")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("--mode", choices=["bwn", "xnor"], required=True)
+    p.add_argument("--data", metavar="SPEC", help="default: the checkpoint's data")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_binarize_flags(p)
+    _add_train_flags(p)
+    p.set_defaults(func=cmd_binarize)
 
     p = sub.add_parser("eval", help="accuracy and latency of a checkpoint or .nsz file")
     p.add_argument("checkpoint", metavar="CHECKPOINT|FILE.nsz")
     p.add_argument("--data", required=True, metavar="SPEC")
     p.add_argument("--repeats", type=int, default=20, help="latency repeats")
+    p.add_argument(
+        "--engine",
+        choices=["float", "packed"],
+        default="float",
+        help="packed: binary XNOR layers on the bit-packed popcount kernels",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 

@@ -23,6 +23,7 @@ import torch
 import yaml
 
 from netshrink._atomic import atomic_write_text, ensure_dir
+from netshrink.binarize import BinarizeConfig, binarize_
 from netshrink.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from netshrink.data import Dataset, load_dataset, native_input_size
 from netshrink.errors import NetshrinkError
@@ -71,20 +72,34 @@ def train_run(
     reuse: bool = False,
     limit: int | None = None,
     progress: bool = True,
+    binarize: BinarizeConfig | None = None,
 ) -> RunResult:
     """Train registry model ``model_name``; write model.pt, config.yaml, metrics.json to out_dir.
 
+    ``binarize`` trains a binary network from scratch (:func:`netshrink.binarize.binarize_`
+    right after the model is built); in xnor mode, a model that offers XNOR-Net's block
+    order (an ``order`` argument) gets ``order="xnor"`` unless the caller chose.
     ``resume=True`` continues an interrupted run from ``out_dir/model.pt``;
     ``reuse=True`` returns a finished run with the identical resolved config untouched.
     """
     spec_text = data if isinstance(data, str) else data.spec
     native = native_input_size(spec_text) if isinstance(data, str) else data.input_size
-    args, input_size = resolve_model(model_name, native, model_args or {})
+    model_args = dict(model_args or {})
+    if (
+        binarize is not None
+        and binarize.mode == "xnor"
+        and "order" in get_spec(model_name).defaults
+    ):
+        model_args.setdefault("order", "xnor")
+    args, input_size = resolve_model(model_name, native, model_args)
     if isinstance(data, Dataset) and data.input_size == input_size:
         dataset = data
     else:
         dataset = load_dataset(spec_text, input_size=input_size, seed=config.seed, limit=limit)
     args.setdefault("num_classes", dataset.num_classes)
+    if binarize is not None:  # resolve (and check) the layers on a weightless model
+        with torch.device("meta"):
+            binarize = binarize_(create(model_name, **args), binarize)
     out = ensure_dir(out_dir)  # only once the model and data are known to be valid
     resolved = {
         "model": model_name,
@@ -94,6 +109,8 @@ def train_run(
         "limit": limit,
         "train": config.to_dict(),
     }
+    if binarize is not None:
+        resolved["binarize"] = binarize.to_dict()
     ckpt_path = out / "model.pt"
     if reuse and ckpt_path.exists():
         try:
@@ -105,6 +122,8 @@ def train_run(
 
     torch.manual_seed(config.seed)  # initial weights depend only on the seed
     model = create(model_name, **args)
+    if binarize is not None:
+        binarize_(model, binarize)
     resume_state = None
     if resume and ckpt_path.exists():
         previous = load_checkpoint(ckpt_path)

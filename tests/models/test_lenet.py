@@ -45,3 +45,14 @@ def test_lenet5_relu_only_after_fc1() -> None:
 def test_wrong_input_size_raises(name: str) -> None:
     with pytest.raises(ValueError, match="28x28"):
         create(name)(torch.zeros(1, 1, 32, 32))
+
+
+def test_lenet5_xnor_order():
+    model = create("lenet5", order="xnor")
+    assert [n for n, _ in model.named_children()] == [
+        "conv1", "pool1", "bn2", "act2", "conv2", "pool2", "bn3", "act3", "fc1", "relu", "fc2",
+    ]  # fmt: skip
+    float_params = 431_080
+    extra = 2 * 20 + 2 * 800  # the two BatchNorms
+    assert sum(p.numel() for p in model.parameters()) == float_params + extra
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)

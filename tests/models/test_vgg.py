@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from netshrink.errors import NetshrinkError
+from netshrink.models import create
 from tests.models.conftest import meta_counts, meta_model
 
 CONV_NAMES = [f"conv{b}_{i}" for b, n in enumerate((2, 2, 3, 3, 3), 1) for i in range(1, n + 1)]
@@ -39,3 +41,27 @@ def test_small_image_without_small_input_raises() -> None:
 def test_too_small_even_for_small_input_raises() -> None:
     with pytest.raises(ValueError, match="8x8 is too small for vgg16"):
         meta_model("vgg16", small_input=True)(torch.zeros(1, 3, 8, 8, device="meta"))
+
+
+def test_vgg_small_counts_by_hand():
+    """3x3 convs 1->64->128->256 (no bias) + BN, fc 2304->512 (no bias) + BN, fc 512->10."""
+    from netshrink.profile import count_macs
+
+    convs = 9 * (1 * 64 + 64 * 128 + 128 * 256)
+    bn = 2 * (64 + 128 + 256 + 512)
+    fcs = 2304 * 512 + 512 * 10 + 10
+    model = create("vgg_small")
+    assert sum(p.numel() for p in model.parameters()) == convs + bn + fcs
+    macs = 28 * 28 * 9 * 64 + 14 * 14 * 9 * 64 * 128 + 7 * 7 * 9 * 128 * 256 + 2304 * 512 + 5120
+    assert count_macs(model, (1, 28, 28)) == macs
+
+
+def test_vgg_small_xnor_order_puts_batchnorm_and_activation_before_each_binary_layer():
+    model = create("vgg_small", order="xnor")
+    names = [n for n, _ in model.features.named_children()]
+    assert names[:4] == ["conv1", "bn1", "relu1", "pool1"]  # the first layer stays real
+    assert names[4:8] == ["bn2", "act2", "conv2", "pool2"]
+    head = [n for n, _ in model.classifier.named_children()]
+    assert head == ["bn_fc1", "act_fc1", "fc1", "bn_fc2", "relu_fc2", "fc2"]
+    with pytest.raises(NetshrinkError, match="order must be one of"):
+        create("vgg_small", order="xnorr")

@@ -4,7 +4,7 @@ Methods contribute rows by registering :class:`SurveyEntry` objects; importing t
 package registers the built-in entries.
 """
 
-from netshrink.survey import architectures, deep_compression  # noqa: F401  (register entries)
+from netshrink.survey import architectures, binary, deep_compression  # noqa: F401  (entries)
 from netshrink.survey.context import SurveyConfig, SurveyContext
 from netshrink.survey.registry import (
     Figure,

@@ -30,6 +30,9 @@ class Measured:
     metrics: dict[str, float]  # at least test_top1 (fraction)
     size_bytes: int | None = None  # None: fp32 bytes of the parameters
     notes: str = ""
+    # What params and MACs are counted on when ``model`` hides its layers (the packed
+    # engine's modules are not Conv2d/Linear): the same network in float simulation.
+    profile_model: nn.Module | None = None
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,9 @@ def run_survey(config: SurveyConfig, *, progress: bool = True) -> SurveyResult:
     for b in config.batch_sizes:
         stats = measure_side_by_side(timed, batch_size=b, repeats=config.repeats, warmup=2)
         latency[b] = {k: s.median_ms for k, s in stats.items()}
-    profiles = {k: profile(m.model, m.input_size, name=k) for k, m in measured.items()}
+    profiles = {
+        k: profile(m.profile_model or m.model, m.input_size, name=k) for k, m in measured.items()
+    }
 
     rows = []
     first_batch = config.batch_sizes[0]

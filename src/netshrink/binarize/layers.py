@@ -1,0 +1,135 @@
+"""Binary ``Conv2d`` and ``Linear`` layers: BWN (binary weights) and XNOR (binary inputs too).
+
+They subclass the float layers and keep their ``weight`` and ``bias`` Parameters: the real
+weights are what the optimizer updates (XNOR-Net §3.1, "we keep the real-valued weights"),
+the forward uses their signs, and the state-dict keys do not change. Forward, with ``B``
+the ±1 signs and the scales of :mod:`netshrink.binarize.functions`::
+
+    bwn:   y = (x ⊛ B) · α + b
+    xnor:  y = ((sign(x) ⊛ B) · α) · K + b
+
+computed in that order: ``sign(x) ⊛ B`` is a sum of ±1 products, exact in float32, and
+the packed kernels apply ``α``, ``K`` and ``b`` in the same order, so the float
+simulation and the packed engine agree to the bit.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from netshrink.binarize.functions import (
+    binary_sign,
+    filter_scale,
+    input_scale_conv2d,
+    input_scale_linear,
+)
+
+__all__ = ["MODES", "BinaryConv2d", "BinaryLinear", "is_binary"]
+
+MODES = ("bwn", "xnor")
+
+
+class _Binary:
+    """What both binary layers add to their float parent."""
+
+    mode: str = "bwn"
+    input_scale: bool = True  # xnor: multiply by K (False: α only)
+    clip: float = 1.0  # the straight-through estimator's cancel threshold
+
+    def _setup(self, mode: str, input_scale: bool, clip: float) -> None:
+        if mode not in MODES:
+            raise ValueError(f"binary mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.mode, self.input_scale, self.clip = mode, bool(input_scale), float(clip)
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()  # type: ignore[misc]
+        scale = "" if self.mode == "bwn" or self.input_scale else ", input_scale=False"
+        return f"{text}, mode={self.mode}{scale}"
+
+
+class BinaryConv2d(_Binary, nn.Conv2d):
+    """``nn.Conv2d`` computing with ``α·sign(W)`` (and, in xnor mode, ``K·sign(x)``)."""
+
+    @classmethod
+    def from_float(
+        cls, conv: nn.Conv2d, mode: str, input_scale: bool = True, clip: float = 1.0
+    ) -> BinaryConv2d:
+        """A binary layer sharing ``conv``'s Parameters (no copy)."""
+        layer = cls.__new__(cls)
+        nn.Module.__init__(layer)
+        layer.__dict__.update({k: v for k, v in conv.__dict__.items() if not k.startswith("_")})
+        layer._reversed_padding_repeated_twice = conv._reversed_padding_repeated_twice
+        layer._parameters = conv._parameters
+        layer._buffers = conv._buffers
+        layer.train(conv.training)
+        layer._setup(mode, input_scale, clip)
+        return layer
+
+    def forward(self, x: Tensor) -> Tensor:
+        alpha = filter_scale(self.weight)  # (O,)
+        scale = None
+        if self.mode == "xnor":
+            if self.input_scale:
+                scale = input_scale_conv2d(
+                    x, self.kernel_size, self.stride, self.padding, self.dilation
+                )  # (N, Ho, Wo)
+            x = binary_sign(x, self.clip)
+        if self.padding_mode != "zeros":
+            x = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            padding = 0
+        else:
+            padding = self.padding
+        out = F.conv2d(
+            x,
+            binary_sign(self.weight, self.clip),
+            None,
+            self.stride,
+            padding,
+            self.dilation,
+            self.groups,
+        )  # (N, O, Ho, Wo)
+        out = out * alpha.view(1, -1, 1, 1)
+        if scale is not None:
+            out = out * scale.unsqueeze(1)
+        if self.bias is not None:
+            out = out + self.bias.view(1, -1, 1, 1)
+        return out
+
+
+class BinaryLinear(_Binary, nn.Linear):
+    """``nn.Linear`` computing with ``α·sign(W)`` (and, in xnor mode, ``K·sign(x)``)."""
+
+    @classmethod
+    def from_float(
+        cls, linear: nn.Linear, mode: str, input_scale: bool = True, clip: float = 1.0
+    ) -> BinaryLinear:
+        """A binary layer sharing ``linear``'s Parameters (no copy)."""
+        layer = cls.__new__(cls)
+        nn.Module.__init__(layer)
+        layer.__dict__.update({k: v for k, v in linear.__dict__.items() if not k.startswith("_")})
+        layer._parameters = linear._parameters
+        layer._buffers = linear._buffers
+        layer.train(linear.training)
+        layer._setup(mode, input_scale, clip)
+        return layer
+
+    def forward(self, x: Tensor) -> Tensor:
+        alpha = filter_scale(self.weight)  # (O,)
+        scale = None
+        if self.mode == "xnor":
+            if self.input_scale:
+                scale = input_scale_linear(x)  # (N,) or x's leading dims
+            x = binary_sign(x, self.clip)
+        out = F.linear(x, binary_sign(self.weight, self.clip))  # (N, O)
+        out = out * alpha
+        if scale is not None:
+            out = out * scale.unsqueeze(-1)
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+
+
+def is_binary(module: nn.Module) -> bool:
+    """Whether ``module`` is a binary layer made by :func:`netshrink.binarize.binarize_`."""
+    return isinstance(module, BinaryConv2d | BinaryLinear)

@@ -1,0 +1,154 @@
+"""The packed inference engine: XNOR layers run on bit-packed popcount kernels.
+
+:func:`to_packed` returns a copy of a binarized network in which every XNOR layer the
+kernels of :mod:`netshrink.kernels.binary` can run is replaced by a packed module holding
+its weight signs as 64-bit words; everything else (real-valued layers, BatchNorm,
+pooling) stays PyTorch float. The packed modules compute exactly what the float
+simulation of :class:`~netshrink.binarize.BinaryConv2d` computes: the same ±1 sums
+(integers, exact), then ``α``, ``K`` and the bias applied in the same order, with ``α``
+and ``K`` from the same torch functions, so outputs agree to the bit.
+
+Layers that stay float, said once (a ``UserWarning``) and listed in the notes:
+
+- BWN layers: their inputs are real-valued, so there is nothing to popcount; a BWN layer
+  costs what a float one does (its gain is storage, 1 bit per weight).
+- XNOR convolutions with groups, dilation or a padding mode other than zeros.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from netshrink.binarize.functions import filter_scale, input_scale_conv2d, input_scale_linear
+from netshrink.binarize.layers import BinaryConv2d, BinaryLinear, is_binary
+from netshrink.errors import NetshrinkError
+from netshrink.kernels import binary as kernels
+
+__all__ = ["EngineNote", "PackedBinaryConv2d", "PackedBinaryLinear", "to_packed"]
+
+
+def _numpy(t: Tensor | None) -> np.ndarray | None:
+    return None if t is None else t.detach().cpu().float().contiguous().numpy().copy()
+
+
+class PackedBinaryConv2d(nn.Module):
+    """Inference-only XNOR convolution on packed sign bits (groups 1, dilation 1)."""
+
+    def __init__(self, layer: BinaryConv2d) -> None:
+        super().__init__()
+        self.in_chans, self.out_chans = layer.in_channels, layer.out_channels
+        self.kernel_size, self.stride = tuple(layer.kernel_size), tuple(layer.stride)
+        self.padding = tuple(layer.padding)
+        self.input_scale = layer.input_scale
+        weight = layer.weight.detach().cpu().float()
+        self.weight_bits = kernels.pack_conv_weight(weight.numpy())  # (O, kh, kw, Cw) uint64
+        self.alpha = _numpy(filter_scale(weight))
+        self.bias = _numpy(layer.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.detach().float().contiguous()  # (N, C, H, W)
+        scale = None
+        if self.input_scale:
+            scale = input_scale_conv2d(x, self.kernel_size, self.stride, self.padding)
+            scale = scale.contiguous().numpy()  # (N, Ho, Wo)
+        out = kernels.binary_conv2d(
+            x.numpy(), self.weight_bits, self.in_chans, self.kernel_size, self.stride,
+            self.padding, self.alpha, scale, self.bias,
+        )  # fmt: skip
+        return torch.from_numpy(out)  # (N, O, Ho, Wo)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_chans}, {self.out_chans}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, packed"
+        )
+
+
+class PackedBinaryLinear(nn.Module):
+    """Inference-only XNOR fully connected layer on packed sign bits."""
+
+    def __init__(self, layer: BinaryLinear) -> None:
+        super().__init__()
+        self.in_features, self.out_features = layer.in_features, layer.out_features
+        self.input_scale = layer.input_scale
+        weight = layer.weight.detach().cpu().float()
+        self.weight_bits = kernels.pack_rows(weight.numpy())  # (O, Cw) uint64
+        self.alpha = _numpy(filter_scale(weight))
+        self.bias = _numpy(layer.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.detach().float()
+        lead = x.shape[:-1]
+        x = x.reshape(-1, self.in_features).contiguous()  # (N, C)
+        scale = input_scale_linear(x).contiguous().numpy() if self.input_scale else None
+        out = kernels.binary_linear(
+            x.numpy(), self.weight_bits, self.in_features, self.alpha, scale, self.bias
+        )  # (N, O)
+        return torch.from_numpy(out).reshape(*lead, self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, packed"
+
+
+@dataclass(frozen=True)
+class EngineNote:
+    """Where one binary layer runs under the packed engine, and why."""
+
+    layer: str
+    engine: str  # "packed" or "float"
+    reason: str = ""
+
+
+def _why_float(layer: nn.Module) -> str:
+    if layer.mode != "xnor":
+        return "bwn: real-valued inputs, nothing to popcount"
+    if isinstance(layer, BinaryConv2d):
+        if layer.groups != 1:
+            return f"groups={layer.groups} (the kernels run groups=1)"
+        if tuple(layer.dilation) != (1, 1):
+            return f"dilation={tuple(layer.dilation)} (the kernels run dilation 1)"
+        if layer.padding_mode != "zeros":
+            return f"padding_mode={layer.padding_mode!r} (the kernels pad with zeros)"
+    return ""
+
+
+def to_packed(model: nn.Module, *, warn: bool = True) -> tuple[nn.Module, list[EngineNote]]:
+    """A copy of binarized ``model`` (eval mode) with its XNOR layers on packed kernels.
+
+    Returns the copy and one :class:`EngineNote` per binary layer. Layers the kernels
+    cannot run stay float (see the module docstring); with ``warn`` that is said once, in
+    one ``UserWarning`` naming them. A model with no binary layer is an error.
+    """
+    binary = {name: m for name, m in model.named_modules() if is_binary(m)}
+    if not binary:
+        raise NetshrinkError(
+            "packed engine: the model has no binary layer (binarize it first: "
+            "`netshrink binarize` or `netshrink train --binarize`)"
+        )
+    packed = copy.deepcopy(model).eval()
+    notes = []
+    for name, layer in binary.items():
+        reason = _why_float(layer)
+        if reason:
+            notes.append(EngineNote(name, "float", reason))
+            continue
+        parent_name, _, child = name.rpartition(".")
+        parent = packed.get_submodule(parent_name)
+        kind = PackedBinaryConv2d if isinstance(layer, BinaryConv2d) else PackedBinaryLinear
+        setattr(parent, child, kind(layer))
+        notes.append(EngineNote(name, "packed"))
+    fallback = [n for n in notes if n.engine == "float"]
+    if warn and fallback:
+        reasons = sorted({n.reason for n in fallback})
+        warnings.warn(
+            f"packed engine: {len(fallback)} binary layer(s) run in float "
+            f"({', '.join(n.layer for n in fallback)}): {'; '.join(reasons)}",
+            stacklevel=2,
+        )
+    return packed, notes
