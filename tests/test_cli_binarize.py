@@ -66,6 +66,13 @@ def test_binarize_finetunes_writes_checkpoint_and_1_bit_file(capsys, tmp_path, f
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     assert torch.equal(a.argmax(1), b.argmax(1))
 
+    code, text, _ = run(capsys, "unpack", out / "model.nsz", "--out", out / "unpacked.pt")
+    assert code == 0 and "binary layers kept binary" in text
+    unpacked = load_checkpoint(out / "unpacked.pt").build()
+    assert [n for n, m in unpacked.named_modules() if is_binary(m)] == ["conv2", "fc1"]
+    with torch.no_grad():
+        assert torch.equal(unpacked(x), b)
+
     code, text, _ = run(capsys, "inspect", out / "model.nsz", "--json")
     assert code == 0
     rows = {row["name"]: row for row in json.loads(text)["layers"]}
@@ -117,9 +124,7 @@ def test_bad_input_is_one_line_exit_2(capsys, tmp_path, float_lenet5):
     )  # fmt: skip
     one_line_error(code, err, "no eligible layer")
     assert not (tmp_path / "x").exists()  # nothing written
-    code, _, err = run(
-        capsys, "eval", float_lenet5, "--data", "digits", "--engine", "packed"
-    )
+    code, _, err = run(capsys, "eval", float_lenet5, "--data", "digits", "--engine", "packed")
     one_line_error(code, err, "no binary layer")
     code, _, err = run(
         capsys, "binarize", float_lenet5, "--mode", "xnor", "--keep-real", "fc9",

@@ -39,8 +39,9 @@ class Checkpoint:
     train_state: dict[str, Any] | None = None  # present while a run can be resumed
 
     @property
-    def binarize(self) -> dict[str, Any] | None:
-        """The resolved binarization (``BinarizeConfig.to_dict()``) of a binary network."""
+    def binarize(self) -> dict[str, Any] | list[dict[str, Any]] | None:
+        """The resolved binarization of a binary network: ``BinarizeConfig.to_dict()``, or a
+        list of them when layers were binarized differently (as in an ``.nsz`` header)."""
         return self.config.get("binarize") or None
 
     def build(self) -> nn.Module:
@@ -49,7 +50,9 @@ class Checkpoint:
         if self.binarize:
             from netshrink.binarize import BinarizeConfig, binarize_
 
-            binarize_(model, BinarizeConfig.from_dict(self.binarize))
+            groups = self.binarize if isinstance(self.binarize, list) else [self.binarize]
+            for group in groups:
+                binarize_(model, BinarizeConfig.from_dict(group))
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:

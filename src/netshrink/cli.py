@@ -443,8 +443,11 @@ def cmd_unpack(args: argparse.Namespace) -> int:
         metrics=metrics if isinstance(metrics, dict) else {},
         config={"train": {"seed": seed}, "unpacked_from": str(args.file)},
     )
+    if nsz.header.get("binarize"):  # binary layers stay binary (their weights are ±α)
+        ckpt.config["binarize"] = nsz.header["binarize"]
     save_checkpoint(args.out, ckpt)
-    print(f"wrote {args.out} ({name}, dense fp32)")
+    kind = "binary layers kept binary" if ckpt.binarize else "dense fp32"
+    print(f"wrote {args.out} ({name}, {kind})")
     return 0
 
 

@@ -4,7 +4,13 @@ import zlib
 import numpy as np
 import pytest
 
-from netshrink.nsz.container import MAGIC, NszFormatError, read_container, write_container
+from netshrink.nsz.container import (
+    MAGIC,
+    VERSION,
+    NszFormatError,
+    read_container,
+    write_container,
+)
 from netshrink.nsz.streams import decode_stream, encode_stream, stream_info
 from netshrink.primitives import huffman
 
@@ -27,7 +33,8 @@ def test_container_round_trip_and_byte_layout():
     [
         (lambda d: d[:5], "too short"),
         (lambda d: b"\x89NSX" + d[4:], "magic"),
-        (lambda d: d[:8] + struct.pack("<H", 2) + d[10:], "newer"),
+        (lambda d: d[:8] + struct.pack("<H", VERSION + 1) + d[10:], "newer"),
+        (lambda d: d[:8] + struct.pack("<H", 0) + d[10:], "invalid format version 0"),
         (lambda d: d[:-20], "truncated|declares"),
         (lambda d: d + b"x", "stray|truncated"),
         (lambda d: d[:30] + bytes([d[30] ^ 1]) + d[31:], "checksum"),

@@ -1,5 +1,9 @@
 """Thousands of damaged ``.nsz`` files: each must load or fail with one ``NetshrinkError``.
 
+The corpus: a small pruned and weight-shared model (Huffman-coded or fixed width), the same
+with two binary layers of different modes (version 2: ``SGN ``/``SCL `` sections and a
+``binarize`` list in the header), and LeNet-300-100 rebuilt from its registry name.
+
 Three kinds of damage: raw byte edits (caught by checksums or framing), edits inside a
 section with the checksums recomputed (so the reader's own validation of every field is
 exercised), and edits of the header's JSON values (shapes, counts, bits, names).
@@ -16,6 +20,7 @@ import pytest
 import torch
 from torch import nn
 
+from netshrink.binarize import BinarizeConfig, binarize_
 from netshrink.errors import NetshrinkError
 from netshrink.nsz import EncodingConfig, load_into, pack, parse_nsz
 from netshrink.nsz.container import MAGIC
@@ -39,6 +44,23 @@ def _tiny_file(huffman: bool) -> bytes:
     prune_(model, PruneConfig(sparsity={"conv": 0.6, "fc": 0.8, "out": 0.5}))
     share_weights_(model, WeightSharingConfig(exclude=["out"], conv_bits=3, fc_bits=2))
     return pack(model, None, EncodingConfig(huffman=huffman, conv_index_bits=2, fc_index_bits=2))
+
+
+def _binary_file() -> bytes:
+    torch.manual_seed(0)
+    model = Tiny()
+    binarize_(model, BinarizeConfig(mode="bwn", layers=["conv"]))  # 108 weights: pad bits
+    binarize_(model, BinarizeConfig(mode="xnor", layers=["fc"]))
+    prune_(model, PruneConfig(sparsity={"out": 0.5}))
+    return pack(model, None, EncodingConfig(fc_index_bits=2))
+
+
+def _file(kind: str) -> bytes:
+    return _binary_file() if kind == "binary" else _tiny_file(kind == "huffman")
+
+
+FILES = ["huffman", "fixed", "binary"]
+SEEDS = {"huffman": 1, "fixed": 2, "binary": 6}
 
 
 def _lenet_file() -> bytes:
@@ -106,20 +128,20 @@ def _mutate_bytes(data: bytes, rng: np.random.Generator) -> bytearray:
     return out
 
 
-@pytest.mark.parametrize("huffman", [True, False])
-def test_random_byte_damage_never_crashes(huffman):
-    data = _tiny_file(huffman)
-    rng = np.random.default_rng(1 if huffman else 2)
-    for _ in range(1500):
+@pytest.mark.parametrize("kind", FILES)
+def test_random_byte_damage_never_crashes(kind):
+    data = _file(kind)
+    rng = np.random.default_rng(SEEDS[kind])
+    for _ in range(1000):
         _must_fail_cleanly(_mutate_bytes(data, rng), Tiny())
 
 
-@pytest.mark.parametrize("huffman", [True, False])
-def test_damage_behind_valid_checksums_is_caught_by_the_fields_checks(huffman):
-    data = _tiny_file(huffman)
+@pytest.mark.parametrize("kind", FILES)
+def test_damage_behind_valid_checksums_is_caught_by_the_fields_checks(kind):
+    data = _file(kind)
     sections = _sections(data)[1:-1]  # data sections: HEAD and END are the header's tests
-    rng = np.random.default_rng(3 if huffman else 4)
-    for _ in range(1500):
+    rng = np.random.default_rng(SEEDS[kind] + 2)
+    for _ in range(1000):
         out = bytearray(data)
         start, length = sections[rng.integers(len(sections))]
         if length == 0:
@@ -149,29 +171,34 @@ def _header(data: bytes) -> dict:
 BAD_VALUES = [-1, 0, 1, 17, 2**31, 2**62, 10**30, 3.5, "x", None, [], {}, True, [2**40]]
 
 
-@pytest.mark.parametrize("file", ["tiny", "lenet"])
+@pytest.mark.parametrize("file", ["tiny", "lenet", "binary"])
 def test_lying_header_values_are_refused_without_giant_allocations(file):
-    data = _tiny_file(True) if file == "tiny" else _lenet_file()
-    skeleton = Tiny() if file == "tiny" else None
+    data = {"tiny": _tiny_file(True), "lenet": _lenet_file(), "binary": _binary_file()}[file]
     header = _header(data)
     rng = np.random.default_rng(5)
-    _load(_rewrite_header(data, header), skeleton)  # the rewrite itself is faithful
-    for _ in range(600):
+    _load(_rewrite_header(data, header), None if file == "lenet" else Tiny())  # faithful
+    for _ in range(400):
         bad = json.loads(json.dumps(header))
         target = bad
-        if rng.random() < 0.8:
+        if rng.random() < (0.6 if file == "binary" else 0.8):
             target = bad["tensors"][rng.integers(len(bad["tensors"]))]
         elif file == "lenet" and rng.random() < 0.5:
             target = bad["model"]["args"] if rng.random() < 0.5 else bad["model"]
+        elif file == "binary" and rng.random() < 0.8:
+            target = bad["binarize"][rng.integers(len(bad["binarize"]))]
         key = list(target)[rng.integers(len(target))] if target else "x"
         value = BAD_VALUES[rng.integers(len(BAD_VALUES))]
         if key == "shape" and rng.random() < 0.5:
             value = [int(v) for v in rng.choice([1, 3, 2**20, 2**31], size=rng.integers(1, 4))]
+        if key == "layers" and rng.random() < 0.5:  # real names of other layers, or a pattern
+            value = [
+                str(v) for v in rng.choice(["conv", "fc", "bn", "out", "*"], rng.integers(1, 3))
+            ]
         if rng.random() < 0.1:
             target.pop(key, None)
         else:
             target[key] = value
-        _must_fail_cleanly(_rewrite_header(data, bad), skeleton)
+        _must_fail_cleanly(_rewrite_header(data, bad), None if file == "lenet" else Tiny())
 
 
 def test_a_header_that_is_no_json_object_or_a_zip_bomb_is_refused():

@@ -1,7 +1,8 @@
 """The ``.nsz`` compressed model file (specified in docs/format.md).
 
 ``pack(model, path)`` writes a pruned and weight-shared model with relative indices and
-Huffman coding; ``unpack(path)`` rebuilds it; ``compression_report`` gives the per-layer
+Huffman coding, and a binarized model's binary layers with one bit per weight;
+``unpack(path)`` rebuilds it; ``compression_report`` gives the per-layer
 table of Deep Compression's Tables 2-5. Nothing in a file is ever executed (no pickle).
 """
 

@@ -1,10 +1,12 @@
-"""Tensor encodings of the ``.nsz`` format: ``shared``, ``sparse`` and ``raw``.
+"""Tensor encodings of the ``.nsz`` format: ``shared``, ``sparse``, ``binary`` and ``raw``.
 
 - ``shared``: a weight-shared (and usually pruned) layer. Symbols ``0..2**bits - 1``: 0 is an
   exact zero, ``s >= 1`` is ``codebook[s - 1]``. Layout ``sparse`` stores the relative index
   (``GAP ``) and the symbols of the stored entries (``IDX ``); layout ``dense`` stores a
   symbol for every position. The writer picks the smaller.
 - ``sparse``: a pruned float layer: relative index (``GAP ``) plus fp32 values (``VAL ``).
+- ``binary``: a BWN/XNOR layer's weight ``where(negative, -α, α)``: one sign bit per weight
+  (``SGN ``, MSB-first, set = -1) and one float32 ``α`` per output filter (``SCL ``).
 - ``raw``: the tensor's values, little-endian, as float32, float16 or int64 (``RAW ``).
 """
 
@@ -19,9 +21,18 @@ from netshrink.nsz.container import NszFormatError
 from netshrink.nsz.streams import decode_stream, encode_stream, stream_info
 from netshrink.primitives.relindex import encode_positions, scatter_relative
 
-__all__ = ["EncodedTensor", "decode_tensor", "encode_raw", "encode_shared", "encode_sparse"]
+__all__ = [
+    "EncodedTensor",
+    "decode_tensor",
+    "encode_binary",
+    "encode_raw",
+    "encode_shared",
+    "encode_sparse",
+]
 
 RAW_DTYPES = {"float32": "<f4", "float16": "<f2", "int64": "<i8"}
+# The format version that introduced each encoding (docs/format.md, "Version history").
+ENCODING_VERSIONS = {"raw": 1, "sparse": 1, "shared": 1, "binary": 2}
 MAX_ELEMENTS = 1 << 29  # per tensor (2 GiB of fp32); far above VGG-16's largest layer
 
 
@@ -114,6 +125,23 @@ def encode_sparse(
     return sparse if sparse.nbytes < raw.nbytes else raw
 
 
+def encode_binary(name: str, negative: np.ndarray, scales: np.ndarray) -> EncodedTensor:
+    """Store a binary layer's weight ``where(negative, -scales[o], scales[o])`` (XNOR-Net §3.1).
+
+    ``negative`` (bool, the weight's shape) becomes one bit per weight, C order, MSB-first
+    (set = -1; pad bits zero); ``scales`` one little-endian float32 per output filter.
+    """
+    negative = np.asarray(negative, dtype=bool)
+    scales = np.asarray(scales, dtype="<f4").ravel()
+    if negative.ndim < 1 or scales.size != negative.shape[0]:
+        raise ValueError(f"{name}: {scales.size} scales for a weight of shape {negative.shape}")
+    if not (np.isfinite(scales).all() and (scales >= 0).all()):
+        raise ValueError(f"{name}: binary scales must be finite and non-negative")
+    signs = np.packbits(negative.ravel(), bitorder="big")  # ceil(n / 8) bytes, pad bits 0
+    entry = {"name": name, "shape": list(negative.shape), "encoding": "binary"}
+    return EncodedTensor(entry, [(b"SGN ", signs.tobytes()), (b"SCL ", scales.tobytes())])
+
+
 # --- reading -------------------------------------------------------------------------------
 
 
@@ -149,6 +177,7 @@ EXPECTED_TAGS = {
     ("shared", "sparse"): (b"CBK ", b"GAP ", b"IDX "),
     ("shared", "dense"): (b"CBK ", b"IDX "),
     ("sparse", None): (b"GAP ", b"VAL "),
+    ("binary", None): (b"SGN ", b"SCL "),
 }
 
 
@@ -177,6 +206,10 @@ def validate_entry(entry: dict[str, Any]) -> None:
         storage = entry.get("storage")
         if not isinstance(storage, str) or storage not in RAW_DTYPES:
             raise NszFormatError(f"tensor {name!r}: unknown raw storage {storage!r}")
+        return
+    if encoding == "binary":
+        if not entry["shape"]:
+            raise NszFormatError(f"tensor {name!r}: a binary tensor needs at least one dimension")
         return
     if encoding == "sparse" or entry.get("layout") == "sparse":
         _int(entry, "index_bits", 1, 16)
@@ -231,6 +264,8 @@ def decode_tensor(entry: dict[str, Any], payloads: list[memoryview]) -> np.ndarr
             raise NszFormatError(f"tensor {name!r}: values do not match its relative index")
         values = np.frombuffer(payloads[1], "<f4").astype(np.float32)
         return _scatter(entry, gaps, values, numel).reshape(shape)
+    if encoding == "binary":
+        return _decode_binary(entry, shape, payloads[0], payloads[1])
     # shared
     bits = _int(entry, "bits", 1, 16)
     size = _int(entry, "codebook_size", 0, (1 << bits) - 1)
@@ -254,3 +289,24 @@ def decode_tensor(entry: dict[str, Any], payloads: list[memoryview]) -> np.ndarr
     if entry["layout"] == "dense":
         return table[symbols].reshape(shape)
     return _scatter(entry, gaps, table[symbols], numel).reshape(shape)
+
+
+def _decode_binary(entry: dict[str, Any], shape: tuple[int, ...], signs, scales) -> np.ndarray:
+    name = entry.get("name")
+    validate_entry(entry)
+    numel = int(np.prod(shape, dtype=np.int64))
+    if len(signs) != (numel + 7) // 8:
+        raise NszFormatError(f"tensor {name!r}: {len(signs)} sign bytes for {numel} weights")
+    if len(scales) != 4 * shape[0]:
+        raise NszFormatError(
+            f"tensor {name!r}: {len(scales)} scale bytes for {shape[0]} output filters"
+        )
+    packed = np.frombuffer(signs, np.uint8)
+    if numel % 8 and packed[-1] & (0xFF >> numel % 8):
+        raise NszFormatError(f"tensor {name!r}: the sign bits' padding is not zero")
+    alpha = np.frombuffer(scales, "<f4").astype(np.float32)
+    if not (np.isfinite(alpha).all() and (alpha >= 0).all()):
+        raise NszFormatError(f"tensor {name!r}: binary scales must be finite and non-negative")
+    negative = np.unpackbits(packed, count=numel, bitorder="big").astype(bool).reshape(shape)
+    alpha = alpha.reshape((-1,) + (1,) * (len(shape) - 1))  # (O, 1, ...): one per filter
+    return np.where(negative, -alpha, alpha)

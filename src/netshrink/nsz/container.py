@@ -16,6 +16,7 @@ from netshrink.errors import NetshrinkError
 __all__ = [
     "MAGIC",
     "SECTION_TAGS",
+    "TAG_VERSIONS",
     "VERSION",
     "NszFormatError",
     "read_container",
@@ -23,8 +24,20 @@ __all__ = [
 ]
 
 MAGIC = b"\x89NSZ\r\n\x1a\n"  # PNG-style: catches text-mode and 7-bit transfers
-VERSION = 1
-SECTION_TAGS = (b"HEAD", b"CBK ", b"IDX ", b"GAP ", b"VAL ", b"RAW ", b"END ")
+VERSION = 2  # the newest format version this netshrink reads and writes
+# The format version that introduced each tag (docs/format.md, "Version history").
+TAG_VERSIONS = {
+    b"HEAD": 1,
+    b"CBK ": 1,
+    b"IDX ": 1,
+    b"GAP ": 1,
+    b"VAL ": 1,
+    b"RAW ": 1,
+    b"END ": 1,
+    b"SGN ": 2,
+    b"SCL ": 2,
+}
+SECTION_TAGS = tuple(TAG_VERSIONS)
 _PREAMBLE = struct.Struct("<8sHH")  # magic, version, flags (0)
 _SECTION = struct.Struct("<4sQ")  # tag, payload length
 _CRC = struct.Struct("<I")
@@ -41,15 +54,24 @@ def _section(tag: bytes, payload: bytes) -> bytes:
     return head + payload + _CRC.pack(zlib.crc32(payload, zlib.crc32(head)))
 
 
-def write_container(header: dict[str, Any], sections: list[tuple[bytes, bytes]]) -> bytes:
-    """Serialize ``header`` (JSON) and the data ``sections`` into one ``.nsz`` byte string."""
-    text = json.dumps(header, separators=(",", ":"), sort_keys=True, allow_nan=False)
-    head = zlib.compress(text.encode("utf-8"), 9)
-    parts = [_PREAMBLE.pack(MAGIC, VERSION, 0), _section(b"HEAD", head)]
-    for tag, payload in sections:
+def write_container(
+    header: dict[str, Any], sections: list[tuple[bytes, bytes]], min_version: int = 1
+) -> bytes:
+    """Serialize ``header`` (JSON) and the data ``sections`` into one ``.nsz`` byte string.
+
+    The preamble's version is the lowest that expresses the file: the newest of
+    ``min_version`` (what the header needs) and the versions that introduced its tags.
+    """
+    for tag, _ in sections:
         if tag not in SECTION_TAGS or tag in (b"HEAD", b"END "):
             raise ValueError(f"not a data section tag: {tag!r}")
-        parts.append(_section(tag, bytes(payload)))
+    version = max([min_version, *(TAG_VERSIONS[tag] for tag, _ in sections)])
+    if not 1 <= version <= VERSION:
+        raise ValueError(f"cannot write format version {version}")
+    text = json.dumps(header, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    head = zlib.compress(text.encode("utf-8"), 9)
+    parts = [_PREAMBLE.pack(MAGIC, version, 0), _section(b"HEAD", head)]
+    parts += [_section(tag, bytes(payload)) for tag, payload in sections]
     parts.append(_section(b"END ", b""))
     return b"".join(parts)
 
@@ -86,6 +108,11 @@ def read_container(data: bytes) -> tuple[int, dict[str, Any], list[tuple[bytes, 
         tag, length = _SECTION.unpack_from(view, offset)
         if tag not in SECTION_TAGS:
             raise NszFormatError(f"unknown section tag {tag!r} at byte {offset}")
+        if TAG_VERSIONS[tag] > version:  # no writer of that version could have written it
+            raise NszFormatError(
+                f"section {tag.decode()!r} at byte {offset} needs format version "
+                f"{TAG_VERSIONS[tag]}; the file is version {version}"
+            )
         start = offset + _SECTION.size
         if length > len(view) - start - _CRC.size:
             raise NszFormatError(

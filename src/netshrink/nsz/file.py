@@ -4,18 +4,24 @@ What is stored per tensor of the model's ``state_dict``:
 
 - a weight-shared layer (:func:`netshrink.quantize.share_weights_`) as ``shared``: its
   codebook and symbols, sparse with a relative index or dense, Huffman-coded where smaller;
+- a binary layer (:func:`netshrink.binarize.binarize_`) as ``binary``: one sign bit per
+  weight and one scale per output filter; the header's ``binarize`` records the layers;
 - a pruned float weight (zeros present) as ``sparse`` when that is smaller than ``raw``;
 - everything else (biases, BatchNorm parameters and statistics) as ``raw`` fp32 (fp16 when
   asked; integer buffers as int64).
 
 Unpacking decodes into a plain float model whose weights are exactly the shared model's
 materialized weights, so its outputs equal the quantized model's outputs bit for bit.
+Binary layers are binarized again and take the weights ``±α``; they recompute
+``α = mean|±α|``, which may differ from the stored ``α`` by a rounding error, so their
+outputs equal the packed model's to float32 precision rather than bit for bit.
 Reading never executes code: the header is JSON and the sections are typed arrays.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +32,14 @@ import torch
 from torch import nn
 
 from netshrink._atomic import atomic_write_bytes
+from netshrink.binarize import BinarizeConfig, binarize_, binary_layers, is_binary
 from netshrink.errors import NetshrinkError
 from netshrink.layers import compressible_layers, is_conv, match_patterns
 from netshrink.nsz.codec import (
+    ENCODING_VERSIONS,
     EncodedTensor,
     decode_tensor,
+    encode_binary,
     encode_raw,
     encode_shared,
     encode_sparse,
@@ -45,6 +54,8 @@ __all__ = ["EncodingConfig", "NszFile", "pack", "read_nsz", "unpack"]
 
 FORMAT_NAME = "netshrink-nsz"
 MAX_MODEL_ELEMENTS = 1 << 30  # a declared architecture larger than this is refused
+BINARIZE_VERSION = 2  # the format version that introduced the header's "binarize"
+BINARIZE_KEYS = ("mode", "layers", "input_scale", "clip")  # of each "binarize" object
 
 
 @dataclass
@@ -81,7 +92,8 @@ class EncodingConfig:
 
 
 def encode_model(model: nn.Module, config: EncodingConfig) -> list[EncodedTensor]:
-    """Encode every tensor of ``model.state_dict()`` (shared layers as one ``.weight``)."""
+    """Encode every tensor of ``model.state_dict()`` (shared layers as one ``.weight``,
+    binary layers' weights as signs and scales)."""
     layers = compressible_layers(model)
     names = list(layers)
     index_bits = match_patterns(names, config.index_bits, what="index_bits")
@@ -90,6 +102,10 @@ def encode_model(model: nn.Module, config: EncodingConfig) -> list[EncodedTensor
             name, config.conv_index_bits if is_conv(layer) else config.fc_index_bits
         )
     shared = shared_layers(model)
+    binary = binary_layers(model)
+    both = sorted(set(shared) & set(binary))
+    if both:
+        raise NetshrinkError(f"encode: layer {both[0]!r} is both binary and weight-shared")
     coding = "auto" if config.huffman else "fixed"
     storage = "float16" if config.float16 else "float32"
     state = model.state_dict()
@@ -110,12 +126,37 @@ def encode_model(model: nn.Module, config: EncodingConfig) -> list[EncodedTensor
                     )
                 )
             continue
+        if leaf == "weight" and prefix in binary:
+            signs = binary[prefix]
+            encoded.append(encode_binary(key, signs.negative, signs.scales))
+            continue
         values = tensor.detach().cpu().numpy()
         if leaf == "weight" and prefix in layers and not np.all(values):
             encoded.append(encode_sparse(key, values, index_bits[prefix], coding))
         else:
             encoded.append(encode_raw(key, values, storage))
     return encoded
+
+
+def binarize_header(model: nn.Module) -> dict[str, Any] | list[dict[str, Any]] | None:
+    """The header's ``binarize``: the resolved :class:`BinarizeConfig` of the binary layers.
+
+    One object ``{"mode", "layers", "input_scale", "clip"}`` when every binary layer was
+    binarized alike; a list of such objects (disjoint layers, in model order) when modes,
+    input scales or clips differ; ``None`` when the model has no binary layer.
+    """
+    groups: dict[tuple[str, bool, float], list[str]] = {}
+    for name, module in model.named_modules():
+        if is_binary(module):
+            key = (module.mode, bool(module.input_scale), float(module.clip))
+            groups.setdefault(key, []).append(name)
+    found = [
+        {"mode": mode, "layers": names, "input_scale": input_scale, "clip": clip}
+        for (mode, input_scale, clip), names in groups.items()
+    ]
+    if not found:
+        return None
+    return found[0] if len(found) == 1 else found
 
 
 def pack(
@@ -136,6 +177,7 @@ def pack(
     """
     config = config or EncodingConfig()
     encoded = encode_model(model, config)
+    binarize = binarize_header(model)
     header: dict[str, Any] = {
         "format": FORMAT_NAME,
         "model": None
@@ -149,9 +191,11 @@ def pack(
         "tensors": [item.entry for item in encoded],
         "metadata": metadata or {},
     }
+    if binarize is not None:  # absent otherwise: such a file stays version 1
+        header["binarize"] = binarize
     sections = [section for item in encoded for section in item.sections]
     try:
-        data = write_container(header, sections)
+        data = write_container(header, sections, 1 if binarize is None else BINARIZE_VERSION)
     except (TypeError, ValueError) as exc:
         raise NetshrinkError(f"cannot write .nsz: {exc}") from None
     if path is not None:
@@ -172,6 +216,7 @@ class NszFile:
     entries: list[dict[str, Any]]
     payloads: list[list[memoryview]]
     file_bytes: int
+    binarize: list[BinarizeConfig] = field(default_factory=list)  # the header's, validated
 
     @property
     def model_name(self) -> str | None:
@@ -228,6 +273,11 @@ def parse_nsz(data: bytes) -> NszFile:
             raise NszFormatError(f"tensor {entry['name']!r} appears twice")
         seen.add(entry["name"])
         validate_entry(entry)
+        if ENCODING_VERSIONS[entry["encoding"]] > version:
+            raise NszFormatError(
+                f"tensor {entry['name']!r}: encoding {entry['encoding']!r} needs format version "
+                f"{ENCODING_VERSIONS[entry['encoding']]}; the file is version {version}"
+            )
         tags = section_tags(entry)
         owned = sections[cursor : cursor + len(tags)]
         if tuple(tag for tag, _ in owned) != tags:
@@ -239,7 +289,59 @@ def parse_nsz(data: bytes) -> NszFile:
         cursor += len(tags)
     if cursor != len(sections):
         raise NszFormatError(f"{len(sections) - cursor} data sections belong to no tensor")
-    return NszFile(version, header, entries, payloads, len(data))
+    binarize = _parse_binarize(header.get("binarize"), version, entries)
+    return NszFile(version, header, entries, payloads, len(data), binarize)
+
+
+def _parse_binarize(
+    value: Any, version: int, entries: list[dict[str, Any]]
+) -> list[BinarizeConfig]:
+    """The header's ``binarize`` as configs, checked against the ``binary`` tensors: a layer
+    is listed exactly when its weight is stored binary (anything else is a wrong model)."""
+    configs: list[BinarizeConfig] = []
+    if value is not None:
+        if version < BINARIZE_VERSION:
+            raise NszFormatError(
+                f"header key 'binarize' needs format version {BINARIZE_VERSION}; "
+                f"the file is version {version}"
+            )
+        groups = [value] if isinstance(value, dict) else value
+        if not isinstance(groups, list) or not groups:
+            raise NszFormatError("header 'binarize' must be an object or a non-empty list")
+        configs = [_binarize_group(group) for group in groups]
+    listed = [name for config in configs for name in config.layers]
+    if len(set(listed)) != len(listed):
+        raise NszFormatError("header 'binarize' lists a layer twice")
+    binary = []
+    for entry in entries:
+        if entry["encoding"] == "binary":
+            name = entry["name"].removesuffix(".weight")
+            if name == entry["name"] or name not in listed:
+                raise NszFormatError(
+                    f"tensor {entry['name']!r} is binary but header 'binarize' does not list "
+                    f"its layer {name!r}"
+                )
+            binary.append(name)
+    for name in listed:
+        if name not in binary:
+            raise NszFormatError(
+                f"header 'binarize' lists layer {name!r}, whose weight is not stored binary"
+            )
+    return configs
+
+
+def _binarize_group(group: Any) -> BinarizeConfig:
+    if not isinstance(group, dict) or sorted(group) != sorted(BINARIZE_KEYS):
+        raise NszFormatError(
+            f"header 'binarize' entries must have exactly the keys {', '.join(BINARIZE_KEYS)}"
+        )
+    layers = group["layers"]
+    if not (isinstance(layers, list) and layers and all(isinstance(n, str) for n in layers)):
+        raise NszFormatError("header 'binarize' layers must be a non-empty list of names")
+    try:
+        return BinarizeConfig.from_dict({**group, "keep_first_last": False})
+    except NetshrinkError as exc:
+        raise NszFormatError(f"header 'binarize': {str(exc).removeprefix('binarize: ')}") from None
 
 
 def read_nsz(path: str | os.PathLike[str]) -> NszFile:
@@ -277,11 +379,47 @@ def _skeleton(nsz: NszFile) -> nn.Module:
         raise NszFormatError(
             f"the declared architecture has {total} values; limit {MAX_MODEL_ELEMENTS}"
         )
+    _binarize_like(nsz, model)
     return model
 
 
+def _binarize_like(nsz: NszFile, model: nn.Module) -> None:
+    """Make ``model``'s binary layers those of the file's ``binarize``, in place.
+
+    Layers already binary alike are kept (a skeleton the caller binarized); a layer binary
+    in one but not the other, or binarized differently, is an error, since the decoded
+    weights would compute something else. Everything is checked before anything changes.
+    """
+    layers = compressible_layers(model)
+    wanted = {name: config for config in nsz.binarize for name in config.layers}
+    for name in wanted:
+        if name not in layers:
+            raise NetshrinkError(
+                f"the file binarizes layer {name!r}; the model has no Conv2d/Linear of that name"
+            )
+    for name, layer in layers.items():
+        if not is_binary(layer):
+            continue
+        if name not in wanted:
+            raise NetshrinkError(f"layer {name!r} is binary in the model but not in the file")
+        for key in ("mode", "input_scale", "clip"):
+            if getattr(layer, key) != getattr(wanted[name], key):
+                raise NetshrinkError(
+                    f"layer {name!r} is binary with {key}={getattr(layer, key)!r} in the model, "
+                    f"{key}={getattr(wanted[name], key)!r} in the file"
+                )
+    for config in nsz.binarize:
+        todo = [name for name in config.layers if not is_binary(layers[name])]
+        if todo:  # an empty list would mean "every layer" to binarize_
+            exact = [re.sub(r"([*?[])", r"[\1]", name) for name in todo]  # names, not patterns
+            binarize_(model, BinarizeConfig(**{**config.to_dict(), "layers": exact}))
+
+
 def load_into(nsz: NszFile, model: nn.Module) -> nn.Module:
-    """Decode ``nsz`` into ``model`` (a skeleton of the same structure) and return it."""
+    """Decode ``nsz`` into ``model`` (a skeleton of the same structure) and return it.
+
+    A file with binary layers binarizes the same layers of ``model`` (in place) before
+    loading the weights into them."""
     expected = model.state_dict()
     names = [entry["name"] for entry in nsz.entries]
     missing = [k for k in expected if k not in set(names)]
@@ -300,6 +438,7 @@ def load_into(nsz: NszFile, model: nn.Module) -> nn.Module:
     for i, entry in enumerate(nsz.entries):
         values = torch.from_numpy(nsz.tensor(i))
         state[entry["name"]] = values.to(expected[entry["name"]].dtype)
+    _binarize_like(nsz, model)  # after decoding: a damaged file leaves the model untouched
     # A skeleton on the meta device takes the decoded tensors as they are (no copy).
     model.load_state_dict(state, assign=any(t.is_meta for t in expected.values()))
     return model.eval()

@@ -2,7 +2,10 @@
 
 Computed from the header and the streams' own headers, without decoding any data. "P+Q" is
 pruning plus quantization with fixed-width symbols and indices; "P+Q+H" is what the file
-actually holds after Huffman coding. Bit widths are per stored entry (fillers included).
+actually holds after Huffman coding. Bit widths are per stored entry (fillers included);
+``bits_per_weight`` is the layer's stored bits (section framing included) over its weights,
+so ``32 / bits_per_weight`` is its compression against fp32: about 1 bit and 30x for a
+``binary`` layer (one sign bit per weight plus a float32 scale per filter).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ SECTION_OVERHEAD = 16  # tag, length and checksum of each section
 @dataclass
 class LayerRow:
     name: str
-    encoding: str  # shared-sparse, shared-dense, sparse, raw
+    encoding: str  # shared-sparse, shared-dense, sparse, binary, raw
     weights: int
     density: float  # nonzero fraction
     entries: int  # stored entries, fillers included (0 for raw)
@@ -36,6 +39,7 @@ class LayerRow:
     dense_bytes: int  # fp32
     bytes_pq: int
     bytes: int  # as stored, section framing included
+    bits_per_weight: float  # 8 * bytes / weights: as stored, section framing included
 
     @property
     def ratio_pq(self) -> float:
@@ -85,6 +89,7 @@ class CompressionReport:
             "ratio_pq": self.ratio_pq,
             "weights": weights,
             "density": nonzeros / max(weights, 1),
+            "bits_per_weight": 8 * sum(r.bytes for r in self.layers) / max(weights, 1),
             "other_dense_bytes": self.other_dense_bytes,
             "other_bytes": self.other_bytes,
             "header_bytes": self.header_bytes,
@@ -104,6 +109,7 @@ def _row(entry: dict[str, Any], payloads: list) -> LayerRow:
         density=nonzeros / max(numel, 1),
         dense_bytes=4 * numel,
         bytes=stored,
+        bits_per_weight=8 * stored / max(numel, 1),
         codebook=0,
     )
     if encoding == "raw":
@@ -120,6 +126,11 @@ def _row(entry: dict[str, Any], payloads: list) -> LayerRow:
             **row, encoding="sparse", entries=gaps.count, weight_bits=32, weight_bits_huffman=32,
             index_bits=entry["index_bits"], index_bits_huffman=gaps.n_bits / n,
             bytes_pq=bytes_pq + 2 * SECTION_OVERHEAD,
+        )  # fmt: skip
+    if encoding == "binary":  # every weight one sign bit, plus the scales
+        return LayerRow(
+            **{**row, "density": 1.0}, encoding="binary", entries=numel, weight_bits=1,
+            weight_bits_huffman=1, index_bits=0, index_bits_huffman=0, bytes_pq=stored,
         )  # fmt: skip
     symbols = stream_info(payloads[-1])
     n = max(symbols.count, 1)
@@ -176,7 +187,7 @@ def render_report(report: CompressionReport) -> str:
     """A terminal table: one row per layer, then other tensors, header and the totals."""
     head = (
         "layer", "weights", "density", "encoding", "w bits", "w bits H", "idx bits",
-        "idx bits H", "bytes", "ratio P+Q", "ratio P+Q+H",
+        "idx bits H", "bytes", "bits/w", "ratio P+Q", "ratio P+Q+H",
     )  # fmt: skip
     rows = [head]
     for r in report.layers:
@@ -185,14 +196,16 @@ def render_report(report: CompressionReport) -> str:
             f"{r.weight_bits:g}", f"{r.weight_bits_huffman:.2f}",
             f"{r.index_bits:g}" if r.index_bits else "-",
             f"{r.index_bits_huffman:.2f}" if r.index_bits else "-",
-            _size(r.bytes), f"{r.ratio_pq:.1f}x", f"{r.ratio:.1f}x",
+            _size(r.bytes), f"{r.bits_per_weight:.2f}", f"{r.ratio_pq:.1f}x", f"{r.ratio:.1f}x",
         ))  # fmt: skip
     total = report.to_dict()
-    rows.append(("other tensors", "", "", "", "", "", "", "", _size(report.other_bytes), "", ""))
-    rows.append(("header", "", "", "", "", "", "", "", _size(report.header_bytes), "", ""))
+    blank = ("",) * 7
+    rows.append(("other tensors", *blank, _size(report.other_bytes), "", "", ""))
+    rows.append(("header", *blank, _size(report.header_bytes), "", "", ""))
     rows.append((
         "total", f"{total['weights']:,}", f"{100 * total['density']:.1f}%", "", "", "", "", "",
-        _size(report.file_bytes), f"{report.ratio_pq:.1f}x", f"{report.ratio:.1f}x",
+        _size(report.file_bytes), f"{total['bits_per_weight']:.2f}",
+        f"{report.ratio_pq:.1f}x", f"{report.ratio:.1f}x",
     ))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = []
