@@ -15,6 +15,7 @@ simulation and the packed engine agree to the bit.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -23,6 +24,7 @@ from netshrink.binarize.functions import (
     filter_scale,
     input_scale_conv2d,
     input_scale_linear,
+    sign,
 )
 
 __all__ = ["MODES", "BinaryConv2d", "BinaryLinear", "is_binary"]
@@ -41,6 +43,20 @@ class _Binary:
         if mode not in MODES:
             raise ValueError(f"binary mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode, self.input_scale, self.clip = mode, bool(input_scale), float(clip)
+        self._frozen: tuple[Tensor, Tensor] | None = None
+
+    def freeze(self) -> None:
+        """Inference only: compute ``sign(W)`` and ``α`` once instead of on every call
+        (the packed engine does this for the layers it runs in float). The outputs do not
+        change; later weight updates are ignored, so never freeze a layer being trained."""
+        with torch.no_grad():
+            self._frozen = (sign(self.weight), filter_scale(self.weight))
+
+    def _weights(self) -> tuple[Tensor, Tensor]:
+        """``(sign(W), α)`` with the straight-through estimator, or the frozen pair."""
+        if self._frozen is not None:
+            return self._frozen
+        return binary_sign(self.weight, self.clip), filter_scale(self.weight)
 
     def extra_repr(self) -> str:
         text = super().extra_repr()  # type: ignore[misc]
@@ -67,7 +83,7 @@ class BinaryConv2d(_Binary, nn.Conv2d):
         return layer
 
     def forward(self, x: Tensor) -> Tensor:
-        alpha = filter_scale(self.weight)  # (O,)
+        weight_sign, alpha = self._weights()  # (O, ...), (O,)
         scale = None
         if self.mode == "xnor":
             if self.input_scale:
@@ -82,7 +98,7 @@ class BinaryConv2d(_Binary, nn.Conv2d):
             padding = self.padding
         out = F.conv2d(
             x,
-            binary_sign(self.weight, self.clip),
+            weight_sign,
             None,
             self.stride,
             padding,
@@ -115,13 +131,13 @@ class BinaryLinear(_Binary, nn.Linear):
         return layer
 
     def forward(self, x: Tensor) -> Tensor:
-        alpha = filter_scale(self.weight)  # (O,)
+        weight_sign, alpha = self._weights()  # (O, ...), (O,)
         scale = None
         if self.mode == "xnor":
             if self.input_scale:
                 scale = input_scale_linear(x)  # (N,) or x's leading dims
             x = binary_sign(x, self.clip)
-        out = F.linear(x, binary_sign(self.weight, self.clip))  # (N, O)
+        out = F.linear(x, weight_sign)  # (N, O)
         out = out * alpha
         if scale is not None:
             out = out * scale.unsqueeze(-1)

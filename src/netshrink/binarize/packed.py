@@ -11,7 +11,8 @@ and ``K`` from the same torch functions, so outputs agree to the bit.
 Layers that stay float, said once (a ``UserWarning``) and listed in the notes:
 
 - BWN layers: their inputs are real-valued, so there is nothing to popcount; a BWN layer
-  costs what a float one does (its gain is storage, 1 bit per weight).
+  costs what a float one does (its gain is storage, 1 bit per weight). Such layers are
+  frozen (``sign(W)`` and ``α`` computed once, not on every call).
 - XNOR convolutions with groups, dilation or a padding mode other than zeros.
 """
 
@@ -135,11 +136,12 @@ def to_packed(model: nn.Module, *, warn: bool = True) -> tuple[nn.Module, list[E
     notes = []
     for name, layer in binary.items():
         reason = _why_float(layer)
-        if reason:
-            notes.append(EngineNote(name, "float", reason))
-            continue
         parent_name, _, child = name.rpartition(".")
         parent = packed.get_submodule(parent_name)
+        if reason:
+            getattr(parent, child).freeze()  # sign(W) and α once, not on every call
+            notes.append(EngineNote(name, "float", reason))
+            continue
         kind = PackedBinaryConv2d if isinstance(layer, BinaryConv2d) else PackedBinaryLinear
         setattr(parent, child, kind(layer))
         notes.append(EngineNote(name, "packed"))

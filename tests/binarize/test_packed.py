@@ -1,0 +1,85 @@
+"""The packed engine against the float simulation of the same binary network."""
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import netshrink as ns
+from netshrink.binarize import BinarizeConfig, binarize_
+from netshrink.binarize.packed import PackedBinaryConv2d, PackedBinaryLinear, to_packed
+from netshrink.errors import NetshrinkError
+
+
+def trained_like(name, mode, **kwargs):
+    """A binarized network with BatchNorm statistics that are not the identity."""
+    torch.manual_seed(0)
+    model = ns.create(name, **kwargs)
+    binarize_(model, BinarizeConfig(mode=mode))
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(32, 1, 28, 28))
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["lenet5", "vgg_small"])
+@pytest.mark.parametrize("batch", [1, 5])
+def test_packed_engine_equals_float_simulation_bit_for_bit(name, batch):
+    model = trained_like(name, "xnor", order="xnor")
+    packed, notes = to_packed(model)
+    assert all(n.engine == "packed" for n in notes) and len(notes) >= 2
+    kinds = {type(m) for m in packed.modules()}
+    assert PackedBinaryConv2d in kinds and PackedBinaryLinear in kinds
+    x = torch.randn(batch, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(packed(x), model(x))
+
+
+def test_xnor_without_input_scale_and_binarize_all():
+    torch.manual_seed(1)
+    model = nn.Sequential(
+        nn.Conv2d(3, 70, 3, padding=1), nn.Conv2d(70, 65, 3, stride=2, padding=2),
+        nn.Flatten(), nn.Linear(65 * 5 * 5, 10),
+    )  # fmt: skip
+    binarize_(model, BinarizeConfig(mode="xnor", keep_first_last=False, input_scale=False))
+    packed, notes = to_packed(model)
+    assert [n.engine for n in notes] == ["packed"] * 3
+    x = torch.randn(2, 3, 7, 7)
+    with torch.no_grad():
+        assert torch.equal(packed(x), model(x))
+
+
+def test_fallbacks_are_said_once_and_stay_exact():
+    torch.manual_seed(2)
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3), nn.Conv2d(8, 8, 3, groups=2), nn.Conv2d(8, 8, 3, dilation=2),
+        nn.Conv2d(8, 8, 3), nn.Flatten(), nn.Linear(128, 3),
+    )  # fmt: skip
+    binarize_(model, BinarizeConfig(mode="xnor"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        packed, notes = to_packed(model)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "2 binary layer(s) run in float" in message and "groups=2" in message
+    assert {n.layer: n.engine for n in notes} == {"1": "float", "2": "float", "3": "packed"}
+    x = torch.randn(2, 1, 14, 14)
+    with torch.no_grad():
+        assert torch.equal(packed(x), model(x))
+
+
+def test_bwn_layers_run_in_float():
+    model = trained_like("lenet5", "bwn")
+    with pytest.warns(UserWarning, match="bwn: real-valued inputs"):
+        packed, notes = to_packed(model)
+    assert {n.engine for n in notes} == {"float"}
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(packed(x), model(x))
+
+
+def test_model_without_binary_layers_is_an_error():
+    with pytest.raises(NetshrinkError, match="no binary layer"):
+        to_packed(ns.create("lenet5"))
