@@ -37,7 +37,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+import netshrink as ns  # noqa: E402
+from netshrink.binarize import BinarizeConfig, binarize_  # noqa: E402
+from netshrink.binarize.packed import to_packed  # noqa: E402
 from netshrink.kernels import binary  # noqa: E402
+from netshrink.models.vgg import SmallVGG  # noqa: E402
 
 CONV_CASES = [(64, 56), (128, 28), (256, 14), (512, 14)]  # (channels in = out, map size)
 CONV_AIMS = {256: 5.0, 512: 8.0}  # channels -> aimed speed-up over F.conv2d
@@ -148,8 +152,49 @@ def linear_section(threads: list[int], batches: list[int], repeats: int, warmup:
     return rows
 
 
+# Whole networks in XNOR-Net's block order: label -> builder of the float twin.
+NETWORKS = {
+    "lenet5 xnor": lambda: ns.create("lenet5", order="xnor"),
+    "vgg_small xnor": lambda: ns.create("vgg_small", order="xnor"),
+    "vgg_small x2 width xnor": lambda: SmallVGG((128, 256, 512), 1024, order="xnor"),
+}
+
+
+def network_section(threads: list[int], batches: list[int], repeats: int, warmup: int) -> list[Row]:
+    """A whole XNOR network on the packed engine (binary layers on the kernels, the first
+    and last layer, BatchNorm and pooling in torch) vs its float twin: the same network
+    before binarization, end to end from a float32 image batch to the logits."""
+    rows = []
+    for label, build in NETWORKS.items():
+        torch.manual_seed(0)
+        twin = build().train()
+        with torch.no_grad():  # BatchNorm statistics that are not the identity
+            for _ in range(3):
+                twin(torch.randn(16, 1, 28, 28))
+        twin.eval()
+        model = build()
+        model.load_state_dict(twin.state_dict())
+        binarize_(model, BinarizeConfig(mode="xnor"))
+        packed, notes = to_packed(model.eval())
+        assert all(n.engine == "packed" for n in notes), notes
+        for batch in batches:
+            x = torch.randn(batch, 1, 28, 28)
+            with torch.inference_mode():
+                assert torch.equal(packed(x), model(x))  # the engine is exact
+
+                run_float, run_packed = partial(twin, x), partial(packed, x)
+                for t in threads:
+                    set_threads(t)
+                    float_ms, binary_ms = time_interleaved(
+                        [run_float, run_packed], repeats_for(batch, repeats), warmup
+                    )
+                    rows.append(Row(f"net {label}", t, batch, float_ms, binary_ms, None))
+                    print(render_row(rows[-1]), flush=True)
+    return rows
+
+
 HEADER = (
-    f"{'case':<24} {'thr':>3} {'batch':>5} {'float ms':>9} {'binary ms':>9} "
+    f"{'case':<30} {'thr':>3} {'batch':>5} {'float ms':>9} {'binary ms':>9} "
     f"{'speed-up':>8} {'aim':>5}"
 )
 
@@ -161,7 +206,7 @@ def render_row(row: Row) -> str:
         else f"{row.aim:>4.0f}x {'pass' if row.speedup >= row.aim else 'MISS'}"
     )
     return (
-        f"{row.case:<24} {row.threads:>3} {row.batch:>5} {row.float_ms:>9.3f} "
+        f"{row.case:<30} {row.threads:>3} {row.batch:>5} {row.float_ms:>9.3f} "
         f"{row.binary_ms:>9.3f} {row.speedup:>7.1f}x {aim}"
     )
 
@@ -215,6 +260,7 @@ def main() -> None:
     print("-" * len(HEADER))
     rows = conv_section(args.threads, args.batch, args.repeats, args.warmup)
     rows += linear_section(args.threads, args.batch, args.repeats, args.warmup)
+    rows += network_section(args.threads, args.batch, args.repeats, args.warmup)
     missed = [r for r in rows if r.aim is not None and r.speedup < r.aim]
     print(
         f"({time.perf_counter() - start:.0f} s of timing; {len(missed)} of "
