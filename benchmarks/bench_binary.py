@@ -3,8 +3,9 @@
     python benchmarks/bench_binary.py [--quick] [--threads 1 2] [--batch 1 64] [--repeats 20]
 
 Each case times a full layer, float32 NCHW in to float32 out, in one process with the two
-contenders' runs interleaved (one of each per round, alternating which goes first) after a
-warm-up, and reports medians. The binary layer signs and packs its input, gathers the taps
+contenders' runs interleaved (one of each per round, alternating which goes first, each
+timed run right after an untimed run of the same contender) after a warm-up, and reports
+medians. The binary layer signs and packs its input, gathers the taps
 (im2col), runs the XNOR/popcount GEMM and applies ``((dot·α)·K) + bias`` with a given
 per-pixel scale ``K``; its weights are packed once beforehand, as torch's are ready-made.
 The float side is ``F.conv2d(x, w, b, 1, 1)`` / ``F.linear(x, w, b)``.
@@ -72,11 +73,15 @@ def time_interleaved(
     contenders: list[Callable[[], object]], repeats: int, warmup: int
 ) -> list[float]:
     """Median wall time (ms) of each contender, run alternately: one run of each per round,
-    the order reversed every other round."""
+    the order reversed every other round. As in ``netshrink.profile.latency``, each timed
+    run follows an untimed run of the same contender, so each is timed with its own data
+    in cache, as when it runs alone, not after the other one evicted it (F.linear's 64 MB
+    of weights evict the binary layer's 2 MB from every cache level)."""
     times: list[list[float]] = [[] for _ in contenders]
     for round_ in range(warmup + repeats):
         order = range(len(contenders)) if round_ % 2 == 0 else reversed(range(len(contenders)))
         for i in order:
+            contenders[i]()
             start = time.perf_counter()
             contenders[i]()
             if round_ >= warmup:
