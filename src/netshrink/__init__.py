@@ -14,9 +14,16 @@ Deep Compression::
     ns.compress(model, ns.load_recipe("recipes/lenet5.yaml"), data, path="lenet5.nsz")
     model = ns.unpack("lenet5.nsz")
 
+Binary networks (BWN / XNOR-Net)::
+
+    resolved = ns.binarize_(model, ns.BinarizeConfig(mode="xnor"))
+    fast, notes = ns.to_packed(model)  # XNOR layers on the bit-packed popcount kernels
+
 The survey lives in :mod:`netshrink.survey` (it imports matplotlib).
 """
 
+from netshrink.binarize import BinarizeConfig, binarize_
+from netshrink.binarize.packed import to_packed
 from netshrink.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from netshrink.data import Dataset, ImageSplit, list_datasets, load_dataset
 from netshrink.deep_compression import CompressResult, compress
@@ -38,6 +45,7 @@ from netshrink.train import TrainConfig, evaluate, train
 __version__ = "0.1.0"
 
 __all__ = [
+    "BinarizeConfig",
     "Checkpoint",
     "CompressResult",
     "EncodingConfig",
@@ -47,6 +55,7 @@ __all__ = [
     "ModelProfile",
     "NetshrinkError",
     "TrainConfig",
+    "binarize_",
     "compress",
     "compression_report",
     "create",
@@ -65,6 +74,7 @@ __all__ = [
     "render_table",
     "save_checkpoint",
     "speedup",
+    "to_packed",
     "train",
     "train_run",
     "unpack",
