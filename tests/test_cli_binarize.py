@@ -9,17 +9,7 @@ from netshrink.binarize import is_binary
 from netshrink.checkpoint import load_checkpoint
 from netshrink.cli import main
 from netshrink.nsz import unpack
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code, err, needle):
-    assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert needle in err and "Traceback" not in err
+from tests.cli_helpers import one_line_error, run
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from netshrink.cli import main
+from tests.cli_helpers import one_line_error, run
 
 RECIPE = """
 name: test
@@ -17,17 +18,6 @@ stages:
       finetune: {epochs: 1, lr: 0.0001}
   - encode: {fc_index_bits: 4}
 """
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code, err, needle):
-    assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert needle in err and "Traceback" not in err
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ simulation and the packed engine agree to the bit.
 
 from __future__ import annotations
 
+from typing import Self
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -58,6 +60,23 @@ class _Binary:
             return self._frozen
         return binary_sign(self.weight, self.clip), filter_scale(self.weight)
 
+    @classmethod
+    def from_float(
+        cls, layer: nn.Module, mode: str, input_scale: bool = True, clip: float = 1.0
+    ) -> Self:
+        """A binary layer sharing float ``layer``'s Parameters and buffers (no copy)."""
+        binary = cls.__new__(cls)
+        nn.Module.__init__(binary)
+        # The float layer's settings (in/out sizes, stride, padding ...), not its internals.
+        binary.__dict__.update({k: v for k, v in layer.__dict__.items() if not k.startswith("_")})
+        if hasattr(layer, "_reversed_padding_repeated_twice"):  # Conv2d's padding_mode pads
+            binary._reversed_padding_repeated_twice = layer._reversed_padding_repeated_twice
+        binary._parameters = layer._parameters
+        binary._buffers = layer._buffers
+        binary.train(layer.training)
+        binary._setup(mode, input_scale, clip)
+        return binary
+
     def extra_repr(self) -> str:
         text = super().extra_repr()  # type: ignore[misc]
         scale = "" if self.mode == "bwn" or self.input_scale else ", input_scale=False"
@@ -66,21 +85,6 @@ class _Binary:
 
 class BinaryConv2d(_Binary, nn.Conv2d):
     """``nn.Conv2d`` computing with ``α·sign(W)`` (and, in xnor mode, ``K·sign(x)``)."""
-
-    @classmethod
-    def from_float(
-        cls, conv: nn.Conv2d, mode: str, input_scale: bool = True, clip: float = 1.0
-    ) -> BinaryConv2d:
-        """A binary layer sharing ``conv``'s Parameters (no copy)."""
-        layer = cls.__new__(cls)
-        nn.Module.__init__(layer)
-        layer.__dict__.update({k: v for k, v in conv.__dict__.items() if not k.startswith("_")})
-        layer._reversed_padding_repeated_twice = conv._reversed_padding_repeated_twice
-        layer._parameters = conv._parameters
-        layer._buffers = conv._buffers
-        layer.train(conv.training)
-        layer._setup(mode, input_scale, clip)
-        return layer
 
     def forward(self, x: Tensor) -> Tensor:
         weight_sign, alpha = self._weights()  # (O, ...), (O,)
@@ -115,20 +119,6 @@ class BinaryConv2d(_Binary, nn.Conv2d):
 
 class BinaryLinear(_Binary, nn.Linear):
     """``nn.Linear`` computing with ``α·sign(W)`` (and, in xnor mode, ``K·sign(x)``)."""
-
-    @classmethod
-    def from_float(
-        cls, linear: nn.Linear, mode: str, input_scale: bool = True, clip: float = 1.0
-    ) -> BinaryLinear:
-        """A binary layer sharing ``linear``'s Parameters (no copy)."""
-        layer = cls.__new__(cls)
-        nn.Module.__init__(layer)
-        layer.__dict__.update({k: v for k, v in linear.__dict__.items() if not k.startswith("_")})
-        layer._parameters = linear._parameters
-        layer._buffers = linear._buffers
-        layer.train(linear.training)
-        layer._setup(mode, input_scale, clip)
-        return layer
 
     def forward(self, x: Tensor) -> Tensor:
         weight_sign, alpha = self._weights()  # (O, ...), (O,)
