@@ -107,6 +107,28 @@ def test_packed_engine_says_once_when_layers_stay_float(capsys, tmp_path, float_
     assert "packed engine" in text
 
 
+def test_dsd_keeps_a_binary_network_binary(capsys, tmp_path, float_lenet5):
+    out = tmp_path / "xnor"
+    assert main(["binarize", str(float_lenet5), "--mode", "xnor", "--epochs", "0",
+                 "--quiet", "--out", str(out)]) == 0  # fmt: skip
+    code, _, err = run(
+        capsys, "dsd", out / "model.pt", "--sparse-epochs", "1", "--redense-epochs", "1",
+        "--limit", "200", "--out", tmp_path / "dsd",
+    )  # fmt: skip
+    assert code == 0, err
+    model = load_checkpoint(tmp_path / "dsd" / "model.pt").build()
+    assert [n for n, m in model.named_modules() if is_binary(m)] == ["conv2", "fc1"]
+
+
+def test_xnor_on_a_network_without_the_xnor_block_order_says_so(capsys, tmp_path):
+    code, _, err = run(
+        capsys, "train", "lenet300_100", "--data", "digits", "--epochs", "1", "--limit", "200",
+        "--binarize", "xnor", "--out", tmp_path / "mlp",
+    )  # fmt: skip
+    assert code == 0
+    assert "note: lenet300_100 is not in XNOR-Net's block order" in err
+
+
 def test_bad_input_is_one_line_exit_2(capsys, tmp_path, float_lenet5):
     code, _, err = run(
         capsys, "binarize", float_lenet5, "--mode", "xnor", "--keep-real", "*", "--out",
@@ -121,3 +143,14 @@ def test_bad_input_is_one_line_exit_2(capsys, tmp_path, float_lenet5):
         "--out", tmp_path / "y",
     )  # fmt: skip
     one_line_error(code, err, "'fc9' matches no Conv2d/Linear layer")
+    code, _, err = run(
+        capsys, "train", "lenet5", "--data", "digits", "--keep-real", "fc1", "--out",
+        tmp_path / "z",
+    )  # fmt: skip
+    one_line_error(code, err, "need --binarize")
+    code, _, err = run(
+        capsys, "train", "lenet5", "--data", "digits", "--arg", "order=foo", "--out",
+        tmp_path / "w",
+    )  # fmt: skip
+    one_line_error(code, err, "order must be one of")
+    assert not (tmp_path / "w").exists()

@@ -155,10 +155,24 @@ def _binarize_config(args: argparse.Namespace, mode: str):
     )
 
 
+def _xnor_order_note(name: str, model_args: dict) -> None:
+    """Say once when XNOR layers may see only non-negative inputs (after a ReLU)."""
+    from netshrink.models import get_spec
+
+    if "order" not in get_spec(name).defaults or model_args.get("order", "standard") != "xnor":
+        print(
+            f"note: {name} is not in XNOR-Net's block order (order=xnor): a binary layer "
+            "whose inputs follow a ReLU only ever sees +1 signs (see docs/binary.md)",
+            file=sys.stderr,
+        )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from netshrink.models import parse_model_args
     from netshrink.runner import train_run
 
+    if not args.binarize and (args.keep_real or args.binarize_all or args.no_input_scale):
+        raise NetshrinkError("--keep-real, --binarize-all and --no-input-scale need --binarize")
     model_args = parse_model_args(args.name, args.arg)
     run = train_run(
         args.name,
@@ -171,6 +185,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         binarize=_binarize_config(args, args.binarize) if args.binarize else None,
     )
     m = run.checkpoint.metrics
+    if args.binarize == "xnor":
+        _xnor_order_note(args.name, run.checkpoint.model_args)
     if run.checkpoint.binarize:
         layers = run.checkpoint.binarize["layers"]
         print(f"{args.binarize}: binary layers {', '.join(layers)}")
@@ -270,7 +286,7 @@ def cmd_binarize(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from netshrink._atomic import atomic_write_text, ensure_dir
+    from netshrink._atomic import atomic_write_bytes, atomic_write_text, ensure_dir
     from netshrink.binarize import binarize_
     from netshrink.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
     from netshrink.data import load_dataset
@@ -288,6 +304,8 @@ def cmd_binarize(args: argparse.Namespace) -> int:
     data = load_dataset(spec, input_size=ckpt.input_size, seed=train_config.seed, limit=args.limit)
     _check_classes(args.checkpoint, ckpt.model_args, spec, data)
     resolved = binarize_(model, _binarize_config(args, args.mode))  # checks before any output
+    if args.mode == "xnor":
+        _xnor_order_note(ckpt.model_name, ckpt.model_args)
     out = ensure_dir(Path(args.out))
     model.eval()
     # Evaluate the float network, then the same weights binarized, before fine-tuning.
@@ -302,20 +320,21 @@ def cmd_binarize(args: argparse.Namespace) -> int:
         "train": train_config.to_dict(),
         "binarize": resolved.to_dict(),
     }
-    save_checkpoint(
-        out / "model.pt",
-        Checkpoint(ckpt.model_name, ckpt.model_args, ckpt.input_size, model.state_dict(), spec,
-                   dict(result.metrics), config),
-    )  # fmt: skip
-    data_bytes = pack(
+    data_bytes = pack(  # built before anything is written: a failure leaves no half output
         model.eval(),
-        out / "model.nsz",
+        None,
         model_name=ckpt.model_name,
         model_args=ckpt.model_args,
         input_size=ckpt.input_size,
         metadata={"data": spec, "seed": train_config.seed, "metrics": dict(result.metrics),
                   "binarize": resolved.to_dict()},
     )  # fmt: skip
+    save_checkpoint(
+        out / "model.pt",
+        Checkpoint(ckpt.model_name, ckpt.model_args, ckpt.input_size, model.state_dict(), spec,
+                   dict(result.metrics), config),
+    )  # fmt: skip
+    atomic_write_bytes(out / "model.nsz", data_bytes)
     dense_bytes = sum(t.numel() * 4 for t in model.state_dict().values())
     metrics.update(file_bytes=len(data_bytes), dense_bytes=dense_bytes)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
@@ -499,6 +518,7 @@ def cmd_dsd(args: argparse.Namespace) -> int:
 
     from netshrink._atomic import atomic_write_text, ensure_dir
     from netshrink.checkpoint import Checkpoint, save_checkpoint
+    from netshrink.nsz.file import binarize_header
     from netshrink.prune import DSDConfig, dsd_train
     from netshrink.train import evaluate
 
@@ -515,11 +535,13 @@ def cmd_dsd(args: argparse.Namespace) -> int:
     before = {f"test_{k}": v for k, v in evaluate(model, data.test).items()}
     result = dsd_train(model, data, config, train_config)
     metrics = result.redense.metrics
+    saved = {"train": train_config.to_dict(), "dsd": config.to_dict()}
+    if binarize_header(model):  # a binary network stays binary
+        saved["binarize"] = binarize_header(model)
     save_checkpoint(
         out / "model.pt",
-        Checkpoint(name, model_args, tuple(input_size), model.state_dict(), spec, metrics,
-                   {"train": train_config.to_dict(), "dsd": config.to_dict()}),
-    )  # fmt: skip
+        Checkpoint(name, model_args, tuple(input_size), model.state_dict(), spec, metrics, saved),
+    )
     record = {"before": before, "dsd": result.to_dict(), "config": config.to_dict()}
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=2, default=str))
     print(

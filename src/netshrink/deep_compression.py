@@ -15,7 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from netshrink.binarize import is_binary
 from netshrink.data import Dataset
+from netshrink.errors import NetshrinkError
 from netshrink.layers import compressible_layers, match_patterns
 from netshrink.nsz import CompressionReport, compression_report, pack, parse_nsz
 from netshrink.prune import layer_density, prune_, prune_and_retrain
@@ -51,6 +53,12 @@ def check_recipe(model: nn.Module, recipe: Recipe) -> None:
     """Resolve every layer pattern of ``recipe`` on ``model`` before any work is done, so a
     pattern that matches no layer fails at once (one-line error naming it)."""
     names = list(compressible_layers(model))
+    binary = [n for n, m in model.named_modules() if is_binary(m)]
+    if binary:
+        raise NetshrinkError(
+            f"compress: {', '.join(binary)} {'is' if len(binary) == 1 else 'are'} binary "
+            "(1 bit per weight already): pruning and weight sharing do not apply"
+        )
     for i, stage in enumerate(recipe.stages):
         where = f"recipe stages[{i}]"
         if isinstance(stage, PruneStage):

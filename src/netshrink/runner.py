@@ -97,9 +97,10 @@ def train_run(
     else:
         dataset = load_dataset(spec_text, input_size=input_size, seed=config.seed, limit=limit)
     args.setdefault("num_classes", dataset.num_classes)
-    if binarize is not None:  # resolve (and check) the layers on a weightless model
-        with torch.device("meta"):
-            binarize = binarize_(create(model_name, **args), binarize)
+    with torch.device("meta"):  # check the arguments (and binary layers) weightlessly
+        probe = create(model_name, **args)
+        if binarize is not None:
+            binarize = binarize_(probe, binarize)
     out = ensure_dir(out_dir)  # only once the model and data are known to be valid
     resolved = {
         "model": model_name,

@@ -19,6 +19,7 @@ from netshrink.binarize import (
     sign,
 )
 from netshrink.errors import NetshrinkError
+from netshrink.recipe import parse_recipe
 
 
 def np_sign(a):
@@ -218,3 +219,40 @@ def test_xnor_network_learns_a_small_problem():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.3 * losses[0]
+
+
+@pytest.mark.parametrize(
+    "values,needle",
+    [
+        ({"clip": 10**400}, "clip must be a positive number"),
+        ({"clip": "1"}, "clip must be a positive number"),
+        ({"layers": 5}, "layers must be a list"),
+        ({"exclude": None}, "exclude must be a list"),
+    ],
+)
+def test_from_dict_rejects_odd_values_in_one_line(values, needle):
+    with pytest.raises(NetshrinkError, match=needle):
+        BinarizeConfig.from_dict(values)
+
+
+def test_input_scale_is_meaningless_and_normalised_for_bwn():
+    assert BinarizeConfig(mode="bwn", input_scale=False).input_scale is True
+    assert BinarizeConfig(mode="xnor", input_scale=False).input_scale is False
+
+
+def test_compress_refuses_binary_layers_before_any_stage():
+    model = ns.create("lenet5")
+    binarize_(model, BinarizeConfig(mode="bwn"))
+    recipe = parse_recipe({"stages": [{"encode": {}}]})
+    with pytest.raises(NetshrinkError, match="conv2, fc1 are binary"):
+        ns.compress(model, recipe, None)
+
+
+def test_pack_of_diverged_binary_weights_is_a_one_line_error(tmp_path):
+    model = ns.create("lenet5")
+    binarize_(model, BinarizeConfig(mode="bwn"))
+    with torch.no_grad():
+        model.conv2.weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(NetshrinkError, match="cannot write .nsz"):
+        ns.pack(model, tmp_path / "m.nsz")
+    assert not (tmp_path / "m.nsz").exists()

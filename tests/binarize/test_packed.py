@@ -70,6 +70,34 @@ def test_fallbacks_are_said_once_and_stay_exact():
         assert torch.equal(packed(x), model(x))
 
 
+def test_string_padding_and_padding_mode_fall_back():
+    torch.manual_seed(3)
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3), nn.Conv2d(8, 8, 3, padding="same"),
+        nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect"), nn.Conv2d(8, 2, 1),
+    )  # fmt: skip
+    binarize_(model, BinarizeConfig(mode="xnor"))
+    with pytest.warns(UserWarning, match="padding='same'"):
+        packed, notes = to_packed(model)
+    assert {n.layer: n.engine for n in notes} == {"1": "float", "2": "float"}
+    x = torch.randn(2, 1, 9, 9)
+    with torch.no_grad():
+        assert torch.equal(packed(x), model(x))
+
+
+def test_frozen_layers_forget_their_weights_when_new_ones_load():
+    model = trained_like("lenet5", "bwn")
+    other = trained_like("lenet5", "bwn")
+    with torch.no_grad():
+        other.conv2.weight.neg_()
+    with pytest.warns(UserWarning):
+        packed, _ = to_packed(model)
+    packed.load_state_dict(other.state_dict())
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(packed(x), other(x))
+
+
 def test_bwn_layers_run_in_float():
     model = trained_like("lenet5", "bwn")
     with pytest.warns(UserWarning, match="bwn: real-valued inputs"):

@@ -29,7 +29,7 @@ __all__ = ["BinarizeConfig", "BinaryWeights", "binarize_", "binary_layers"]
 
 
 def _patterns(key: str, value: Any) -> list[str]:
-    if isinstance(value, str) or not all(isinstance(p, str) and p for p in value):
+    if not isinstance(value, list | tuple) or not all(isinstance(p, str) and p for p in value):
         raise NetshrinkError(
             f"binarize: {key} must be a list of layer-name patterns, got {value!r}"
         )
@@ -44,8 +44,8 @@ class BinarizeConfig:
     ``layers``: patterns of the layers to binarize; empty means every ``Conv2d``/``Linear``
     except, with ``keep_first_last``, the first and the last in registration order.
     ``exclude``: patterns kept real (wins over ``layers``). ``input_scale``: xnor's
-    per-position ``K`` (False: scale by ``α`` only). ``clip``: the straight-through
-    estimator's cancel threshold (the paper's 1).
+    per-position ``K`` (False: scale by ``α`` only; always True for bwn). ``clip``: the
+    straight-through estimator's cancel threshold (the paper's 1).
     """
 
     mode: str = "bwn"
@@ -65,8 +65,15 @@ class BinarizeConfig:
         for key in ("keep_first_last", "input_scale"):
             if not isinstance(getattr(self, key), bool):
                 raise NetshrinkError(f"binarize: {key} must be true or false")
-        if not (isinstance(self.clip, int | float) and math.isfinite(self.clip) and self.clip > 0):
+        try:
+            clip = float(self.clip) if not isinstance(self.clip, bool | str) else math.nan
+        except (TypeError, ValueError, OverflowError):
+            clip = math.nan
+        if not (math.isfinite(clip) and clip > 0):
             raise NetshrinkError(f"binarize: clip must be a positive number, got {self.clip!r}")
+        self.clip = clip
+        if self.mode == "bwn":
+            self.input_scale = True  # K scales binary inputs: meaningless without them
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

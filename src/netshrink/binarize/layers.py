@@ -54,6 +54,10 @@ class _Binary:
         with torch.no_grad():
             self._frozen = (sign(self.weight), filter_scale(self.weight))
 
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        self._frozen = None  # new weights: a frozen sign(W) and α would be stale
+        super()._load_from_state_dict(*args, **kwargs)  # type: ignore[misc]
+
     def _weights(self) -> tuple[Tensor, Tensor]:
         """``(sign(W), α)`` with the straight-through estimator, or the frozen pair."""
         if self._frozen is not None:

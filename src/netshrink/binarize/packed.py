@@ -114,6 +114,8 @@ def _why_float(layer: nn.Module) -> str:
             return f"groups={layer.groups} (the kernels run groups=1)"
         if tuple(layer.dilation) != (1, 1):
             return f"dilation={tuple(layer.dilation)} (the kernels run dilation 1)"
+        if isinstance(layer.padding, str):
+            return f"padding={layer.padding!r} (the kernels take explicit padding)"
         if layer.padding_mode != "zeros":
             return f"padding_mode={layer.padding_mode!r} (the kernels pad with zeros)"
     return ""

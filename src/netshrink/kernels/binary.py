@@ -648,6 +648,8 @@ def _conv_forward(x, weight_bits, in_chans, kernel_size, stride, padding, alpha,
     n_out = weight_bits.shape[0]
     if chans != in_chans:
         raise ValueError(f"x has {chans} channels, the layer takes {in_chans}")
+    if chans < 1:
+        raise ValueError("a binary convolution needs at least one input channel")
     if weight_bits.shape[1:] != (kh, kw, words(in_chans)) or n_out == 0:
         raise ValueError(
             f"weight_bits must have shape (O > 0, {kh}, {kw}, {words(in_chans)}) for "

@@ -176,7 +176,10 @@ def pack(
     ``metadata`` is any JSON-serialisable dict (recipe, metrics...) kept in the header.
     """
     config = config or EncodingConfig()
-    encoded = encode_model(model, config)
+    try:
+        encoded = encode_model(model, config)
+    except ValueError as exc:  # e.g. NaN binary scales after a diverged training run
+        raise NetshrinkError(f"cannot write .nsz: {exc}") from None
     binarize = binarize_header(model)
     header: dict[str, Any] = {
         "format": FORMAT_NAME,

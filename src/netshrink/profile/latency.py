@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 
+import numba
 import numpy as np
 import torch
 from torch import nn
@@ -50,13 +51,16 @@ def _resolve_threads(threads: int | None) -> int:
 
 @contextmanager
 def _num_threads(threads: int) -> Iterator[None]:
-    """Set torch's intra-op thread count for the block and restore it afterwards."""
-    previous = torch.get_num_threads()
+    """Set torch's intra-op thread count for the block and restore it afterwards; numba's
+    too (the packed binary kernels run on it), capped at the threads numba started."""
+    previous, previous_numba = torch.get_num_threads(), numba.get_num_threads()
     torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
         yield
     finally:
         torch.set_num_threads(previous)
+        numba.set_num_threads(previous_numba)
 
 
 def _sync(device: torch.device) -> None:
