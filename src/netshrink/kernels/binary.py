@@ -193,6 +193,19 @@ def _scaled(dot, alpha, scale, bias, has_scale, has_bias):  # pragma: no cover -
 
 
 @numba.njit(cache=True, inline="always")
+def _store(
+    out, x, w, dot, alpha, scale, bias, has_scale, has_bias, counts
+):  # pragma: no cover - compiled
+    """``out[x, w]`` for input row ``x`` and weight row ``w``: the dot, or it scaled."""
+    if counts:
+        out[x, w] = dot
+    else:
+        sc = scale[x] if has_scale else np.float32(1)
+        term = bias[w] if has_bias else np.float32(0)
+        out[x, w] = _scaled(dot, alpha[w], sc, term, has_scale, has_bias)
+
+
+@numba.njit(cache=True, inline="always")
 def _layer_gemm(
     inputs, weights, k_bits, alpha, scale, bias, has_scale, has_bias, counts, out, threads
 ):  # pragma: no cover - compiled
@@ -222,12 +235,7 @@ def _layer_gemm(
             for i in range(chunk * rows // n_chunks, (chunk + 1) * rows // n_chunks):
                 dot = k_bits - 2 * _mismatches(a, i, b, 0, n_words)
                 w, x = (i, 0) if transposed else (0, i)
-                if counts:
-                    out[x, w] = dot
-                else:
-                    sc = scale[x] if has_scale else np.float32(1)
-                    term = bias[w] if has_bias else np.float32(0)
-                    out[x, w] = _scaled(dot, alpha[w], sc, term, has_scale, has_bias)
+                _store(out, x, w, dot, alpha, scale, bias, has_scale, has_bias, counts)
     else:
         col_blocks = -(-cols // col_block)
         for chunk in prange(n_chunks):
@@ -244,26 +252,16 @@ def _layer_gemm(
                     for s in range(j - jt, _TILE_COLS):
                         for r in range(_TILE_ROWS):
                             dots[r, jt + s - j0] = k_bits - 2 * tile[s][r]
-                if transposed:  # out[j, i0:i1] is contiguous
+                if transposed:  # a holds the weights: out[j, i0:i1] is contiguous
                     for j in range(j0, j1):
                         for i in range(i0, i1):
                             dot = dots[i - it, j - j0]
-                            if counts:
-                                out[j, i] = dot
-                            else:
-                                sc = scale[j] if has_scale else np.float32(1)
-                                term = bias[i] if has_bias else np.float32(0)
-                                out[j, i] = _scaled(dot, alpha[i], sc, term, has_scale, has_bias)
+                            _store(out, j, i, dot, alpha, scale, bias, has_scale, has_bias, counts)
                 else:  # out[i, j0:j1] is contiguous
                     for i in range(i0, i1):
                         for j in range(j0, j1):
                             dot = dots[i - it, j - j0]
-                            if counts:
-                                out[i, j] = dot
-                            else:
-                                sc = scale[i] if has_scale else np.float32(1)
-                                term = bias[j] if has_bias else np.float32(0)
-                                out[i, j] = _scaled(dot, alpha[j], sc, term, has_scale, has_bias)
+                            _store(out, i, j, dot, alpha, scale, bias, has_scale, has_bias, counts)
 
 
 @numba.njit(cache=True, parallel=True)
