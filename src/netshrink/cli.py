@@ -198,34 +198,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _is_nsz(path: str) -> bool:
-    from netshrink.nsz.container import MAGIC
+    from netshrink.runner import is_nsz
 
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(len(MAGIC)) == MAGIC
-    except OSError:
-        return False
+    return is_nsz(path)
 
 
 def _load_any(path: str):
     """A checkpoint or an .nsz file → (model, name, args, input_size, data spec, seed)."""
-    if _is_nsz(path):
-        from netshrink.nsz import load_into, read_nsz
-        from netshrink.nsz.file import _skeleton
+    from netshrink.runner import load_trained
 
-        nsz = read_nsz(path)
-        model = load_into(nsz, _skeleton(nsz))
-        if nsz.input_size is None or len(nsz.input_size) != 3:
-            raise NetshrinkError(f"{path} does not record the model's input size")
-        meta = nsz.metadata
-        seed = meta.get("seed", 0) if isinstance(meta.get("seed", 0), int) else 0
-        data = meta.get("data", "") if isinstance(meta.get("data", ""), str) else ""
-        return model, nsz.model_name, nsz.model_args, nsz.input_size, data, seed
-    from netshrink.checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(path)
-    seed = ckpt.config.get("train", {}).get("seed", 0)
-    return ckpt.build(), ckpt.model_name, ckpt.model_args, ckpt.input_size, ckpt.data, seed
+    t = load_trained(path)
+    return t.model, t.model_name, t.model_args, t.input_size, t.data, t.seed
 
 
 def _check_classes(path: str, model_args: dict, spec: str, data) -> None:
@@ -552,6 +535,34 @@ def cmd_dsd(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distill(args: argparse.Namespace) -> int:
+    from netshrink.distill import DistillConfig
+    from netshrink.models import parse_model_args
+    from netshrink.runner import train_run
+
+    config = DistillConfig(temperature=args.temperature, alpha=args.alpha)
+    run = train_run(
+        args.student,
+        args.data,
+        _train_config(args),
+        args.out,
+        model_args=parse_model_args(args.student, args.arg),
+        resume=args.resume,
+        limit=args.limit,
+        progress=not args.quiet,
+        teachers=args.teacher,
+        distill_config=config,
+    )
+    m = run.checkpoint.metrics
+    who = "teacher" if len(args.teacher) == 1 else f"ensemble of {len(args.teacher)} teachers"
+    print(
+        f"{who}: test top-1 {m['teacher_test_top1']:.4f}; "
+        f"{args.student} distilled at T={config.temperature:g}, alpha={config.alpha:g}: "
+        f"test top-1 {m['test_top1']:.4f} (n={m['test_n']}); wrote {run.out_dir / 'model.pt'}"
+    )
+    return 0
+
+
 def cmd_survey(args: argparse.Namespace) -> int:
     from netshrink.survey import (
         SurveyConfig,
@@ -660,6 +671,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_binarize_flags(p)
     _add_train_flags(p)
     p.set_defaults(func=cmd_binarize)
+
+    p = sub.add_parser(
+        "distill", help="knowledge distillation: train a student on teachers' soft targets"
+    )
+    p.add_argument(
+        "--teacher", action="append", required=True, metavar="CHECKPOINT",
+        help="teacher checkpoint or .nsz (repeat for an ensemble: soft targets are averaged)",
+    )  # fmt: skip
+    p.add_argument("--student", required=True, metavar="NAME", help="registered model")
+    p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--data", required=True, metavar="SPEC")
+    p.add_argument("--temperature", type=float, required=True, metavar="T", help="T > 0")
+    p.add_argument(
+        "--alpha", type=float, required=True, metavar="A",
+        help="weight of the soft-target term, in [0, 1] (the hard-label term gets 1 - A)",
+    )  # fmt: skip
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_train_flags(p)
+    p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("eval", help="accuracy and latency of a checkpoint or .nsz file")
     p.add_argument("checkpoint", metavar="CHECKPOINT|FILE.nsz")

@@ -13,24 +13,37 @@ This is what ``netshrink train`` and the survey call. How a model meets the data
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
+from torch import nn
 
 from netshrink._atomic import atomic_write_text, ensure_dir
 from netshrink.binarize import BinarizeConfig, binarize_
 from netshrink.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from netshrink.data import Dataset, load_dataset, native_input_size
+from netshrink.distill import DistillConfig, check_teachers, distill
 from netshrink.errors import NetshrinkError
 from netshrink.models import create, get_spec
 from netshrink.train import TrainConfig, train
 
-__all__ = ["MIN_SIDE", "SMALL_INPUT_SIDE", "resolve_model", "train_run", "RunResult"]
+__all__ = [
+    "MIN_SIDE",
+    "SMALL_INPUT_SIDE",
+    "RunResult",
+    "Trained",
+    "is_nsz",
+    "load_trained",
+    "resolve_model",
+    "train_run",
+]
 
 SMALL_INPUT_SIDE = 64  # below this side, ImageNet stems would shrink the map to nothing
 MIN_SIDE = 28  # smallest side every small-input stem handles
@@ -55,6 +68,80 @@ def resolve_model(
 
 
 @dataclass
+class Trained:
+    """A trained network read back from a checkpoint (``model.pt``) or an ``.nsz`` file."""
+
+    model: nn.Module
+    model_name: str
+    model_args: dict[str, Any]
+    input_size: tuple[int, int, int]
+    data: str  # data spec it was trained on ("" when the file does not say)
+    seed: int
+
+
+def is_nsz(path: str | os.PathLike[str]) -> bool:
+    from netshrink.nsz.container import MAGIC
+
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+def load_trained(path: str | os.PathLike[str]) -> Trained:
+    """Read a checkpoint or an ``.nsz`` file (told apart by the file's magic bytes)."""
+    if is_nsz(path):
+        from netshrink.nsz import load_into, read_nsz
+        from netshrink.nsz.file import _skeleton
+
+        nsz = read_nsz(path)
+        model = load_into(nsz, _skeleton(nsz))
+        if nsz.input_size is None or len(nsz.input_size) != 3:
+            raise NetshrinkError(f"{path} does not record the model's input size")
+        meta = nsz.metadata
+        seed = meta.get("seed", 0) if isinstance(meta.get("seed", 0), int) else 0
+        data = meta.get("data", "") if isinstance(meta.get("data", ""), str) else ""
+        size = tuple(nsz.input_size)
+        return Trained(model, nsz.model_name, dict(nsz.model_args), size, data, seed)
+    ckpt = load_checkpoint(path)
+    seed = ckpt.config.get("train", {}).get("seed", 0)
+    size = tuple(ckpt.input_size)
+    return Trained(ckpt.build(), ckpt.model_name, dict(ckpt.model_args), size, ckpt.data, seed)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _load_teachers(
+    paths: Sequence[str | os.PathLike[str]], input_size: tuple[int, int, int], student: str
+) -> tuple[list[nn.Module], list[dict[str, Any]]]:
+    """Teacher models and what the run's config records of them (path, model, sha256)."""
+    models, records = [], []
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise NetshrinkError(f"teacher {path} does not exist")
+        teacher = load_trained(path)
+        if tuple(teacher.input_size) != tuple(input_size):
+            got = "x".join(map(str, teacher.input_size))
+            want = "x".join(map(str, input_size))
+            raise NetshrinkError(
+                f"teacher {path} takes {got} inputs but student {student} takes {want}"
+            )
+        models.append(teacher.model)
+        records.append(
+            {"path": str(path.resolve()), "model": teacher.model_name, "sha256": _file_sha256(path)}
+        )
+    return models, records
+
+
+@dataclass
 class RunResult:
     checkpoint: Checkpoint
     out_dir: Path
@@ -73,8 +160,15 @@ def train_run(
     limit: int | None = None,
     progress: bool = True,
     binarize: BinarizeConfig | None = None,
+    teachers: Sequence[str | os.PathLike[str]] = (),
+    distill_config: DistillConfig | None = None,
 ) -> RunResult:
     """Train registry model ``model_name``; write model.pt, config.yaml, metrics.json to out_dir.
+
+    ``teachers`` (checkpoint or ``.nsz`` paths) make it a distillation run: the student
+    learns from their averaged soft targets with ``distill_config`` (default
+    :class:`DistillConfig`); teachers must take the student's input size and predict the
+    data's classes. The config records each teacher's path and SHA-256.
 
     ``binarize`` trains a binary network from scratch (:func:`netshrink.binarize.binarize_`
     right after the model is built); in xnor mode, a model that offers XNOR-Net's block
@@ -101,6 +195,13 @@ def train_run(
         probe = create(model_name, **args)
         if binarize is not None:
             binarize = binarize_(probe, binarize)
+    teacher_models: list[nn.Module] = []
+    if teachers:
+        distill_config = distill_config or DistillConfig()
+        teacher_models, teacher_records = _load_teachers(teachers, input_size, model_name)
+        check_teachers(teacher_models, dataset)
+    elif distill_config is not None:
+        raise NetshrinkError("a distillation config needs at least one teacher")
     out = ensure_dir(out_dir)  # only once the model and data are known to be valid
     resolved = {
         "model": model_name,
@@ -112,6 +213,8 @@ def train_run(
     }
     if binarize is not None:
         resolved["binarize"] = binarize.to_dict()
+    if teacher_models:
+        resolved["distill"] = {**distill_config.to_dict(), "teachers": teacher_records}
     ckpt_path = out / "model.pt"
     if reuse and ckpt_path.exists():
         try:
@@ -155,15 +258,28 @@ def train_run(
             ),
         )
 
-    result = train(
-        model,
-        dataset,
-        config,
-        progress=progress,
-        checkpoint=save_epoch,
-        resume_state=resume_state,
-        desc=model_name,
-    )
+    if teacher_models:
+        result = distill(
+            model,
+            teacher_models,
+            dataset,
+            config,
+            distill_config,
+            progress=progress,
+            checkpoint=save_epoch,
+            resume_state=resume_state,
+            desc=f"{model_name} (distill)",
+        )
+    else:
+        result = train(
+            model,
+            dataset,
+            config,
+            progress=progress,
+            checkpoint=save_epoch,
+            resume_state=resume_state,
+            desc=model_name,
+        )
     metrics = dict(result.metrics)
     metrics["train_seconds"] = result.seconds
     final = Checkpoint(

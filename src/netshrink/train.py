@@ -24,6 +24,7 @@ from netshrink.data import Dataset, ImageSplit
 from netshrink.errors import NetshrinkError
 
 __all__ = [
+    "LossFn",
     "TrainConfig",
     "TrainResult",
     "evaluate",
@@ -157,6 +158,10 @@ def recalibrate_batchnorm(model: nn.Module, split: ImageSplit, max_images: int =
     return True
 
 
+# (student logits, labels, inputs, positions in the train split) -> scalar loss
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     # Shuffle order depends only on (seed, epoch), so a resumed run replays it exactly.
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
@@ -170,7 +175,7 @@ def train(
     progress: bool = True,
     checkpoint: Callable[[dict[str, Any]], None] | None = None,
     resume_state: dict[str, Any] | None = None,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    loss_fn: LossFn | None = None,
     after_step: Callable[[nn.Module], None] | None = None,
     desc: str = "train",
 ) -> TrainResult:
@@ -178,7 +183,8 @@ def train(
 
     ``checkpoint(state)`` is called at the end of every epoch with the resumable training
     state; pass that state back as ``resume_state`` to continue an interrupted run.
-    ``loss_fn(logits, labels, inputs)`` replaces cross-entropy (distillation uses it);
+    ``loss_fn(logits, labels, inputs, index)`` replaces cross-entropy; ``index`` holds the
+    batch's positions in ``data.train`` (distillation looks up cached teacher outputs);
     ``after_step(model)`` runs after every optimizer step (pruning re-applies masks there).
     """
     torch.manual_seed(config.seed)
@@ -209,10 +215,11 @@ def train(
             shuffle=True,
             generator=_epoch_generator(config.seed, epoch),
             augment=config.augment,
+            with_index=True,
         )
-        for x, y in batches:
+        for x, y, index in batches:
             logits = model(x)
-            loss = loss_fn(logits, y, x) if loss_fn else F.cross_entropy(logits, y)
+            loss = loss_fn(logits, y, x, index) if loss_fn else F.cross_entropy(logits, y)
             if not torch.isfinite(loss):
                 raise NetshrinkError(
                     f"{desc}: loss became {loss.item()} at epoch {epoch + 1}; "

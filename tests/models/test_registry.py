@@ -13,6 +13,9 @@ IMAGENET_FAMILIES = {"alexnet", "vgg", "squeezenet", "mobilenet", "shufflenet"}
 EXPECTED_MODELS = {
     "lenet300_100",
     "lenet5",
+    "mlp2x1200",
+    "mlp2x800",
+    "mlp2x30",
     "alexnet",
     "alexnet_caffe",
     "vgg16",

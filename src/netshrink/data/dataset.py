@@ -47,12 +47,15 @@ class ImageSplit:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         augment: bool = False,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        with_index: bool = False,
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
         """Yield ``(x, y)``: float32 (B, C, H, W) with x = (pixel / 255 - mean) / std, int64 (B,).
 
         The last batch may be smaller. ``shuffle`` draws a permutation and ``augment`` a
         random translation of up to ±2 px per image (zero padding, then a random crop),
         both from ``generator``, so a seeded generator gives the same batches every time.
+        ``with_index`` yields ``(x, y, index)``: int64 (B,) positions of the images in the
+        split, so per-image values computed once (a teacher's soft targets) can be looked up.
         """
         if batch_size < 1:
             raise NetshrinkError(f"batch size must be at least 1, got {batch_size}")
@@ -64,6 +67,7 @@ class ImageSplit:
         shift = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1) / std
         for start in range(0, n, batch_size):
             if order is None:
+                index = torch.arange(start, min(start + batch_size, n))
                 images = self.images[start : start + batch_size]
                 labels = self.labels[start : start + batch_size]
             else:
@@ -71,7 +75,8 @@ class ImageSplit:
                 images, labels = self.images[index], self.labels[index]
             if augment:
                 images = random_translate(images, AUGMENT_MAX_SHIFT, generator)
-            yield images.float().mul_(scale).sub_(shift), labels
+            x = images.float().mul_(scale).sub_(shift)
+            yield (x, labels, index) if with_index else (x, labels)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,15 @@ image reaches the classifier with a non-empty feature map. The default
 (``small_input=False``) is the exact published network.
 """
 
-from netshrink.models import alexnet, lenet, mobilenet, shufflenet, squeezenet, vgg  # noqa: F401
+from netshrink.models import (  # noqa: F401  (registers the builders)
+    alexnet,
+    lenet,
+    mlp,
+    mobilenet,
+    shufflenet,
+    squeezenet,
+    vgg,
+)
 from netshrink.models._registry import (
     ModelSpec,
     create,
