@@ -1,0 +1,213 @@
+"""A sweep's results as data (rows with mean ± std over seeds), then tables and plots."""
+
+from __future__ import annotations
+
+import io
+import json
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from netshrink._atomic import atomic_write_bytes, atomic_write_text
+from netshrink.sweep.engine import TrialOutcome
+from netshrink.sweep.studies import Group, SweepConfig, get_study
+
+__all__ = ["SweepRow", "render_markdown", "render_text", "summarize", "sweep_plot", "write_outputs"]
+
+
+@dataclass
+class SweepRow:
+    """One configuration over its seeds. Errors are test errors in % (100 − top-1)."""
+
+    label: str
+    role: str
+    params: dict[str, Any]
+    seeds_ok: int
+    seeds: int
+    param_count: int | None
+    macs: int | None
+    weight_bytes: int | None  # fp32 bytes of the parameters
+    error_mean: float | None
+    error_std: float | None  # sample standard deviation over seeds (0 for one seed)
+    errors: list[float]  # per seed, in %
+    test_n: int | None
+    gap_closed: float | None = None  # distilled rows: (alone − distilled) / (alone − teacher)
+
+
+def _row(group: Group, outcomes: dict[str, TrialOutcome]) -> SweepRow:
+    results = [outcomes[k].result for k in group.keys if outcomes[k].status in ("done", "cached")]
+    errors = [100.0 * (1.0 - r["test_top1"]) for r in results]
+    first = results[0] if results else {}
+    return SweepRow(
+        label=group.label,
+        role=group.role,
+        params=dict(group.params),
+        seeds_ok=len(results),
+        seeds=len(group.keys),
+        param_count=first.get("params"),
+        macs=first.get("macs"),
+        weight_bytes=first.get("weight_bytes"),
+        error_mean=statistics.fmean(errors) if errors else None,
+        error_std=statistics.stdev(errors) if len(errors) > 1 else (0.0 if errors else None),
+        errors=errors,
+        test_n=first.get("test_n"),
+    )
+
+
+def summarize(groups: list[Group], outcomes: dict[str, TrialOutcome]) -> list[SweepRow]:
+    """Rows in the groups' order; distilled rows get the share of the gap they close."""
+    rows = [_row(g, outcomes) for g in groups]
+    teacher = next((r for r in rows if r.role == "teacher"), None)
+    alone = {r.params["student"]: r for r in rows if r.role == "alone"}
+    for row in rows:
+        base = alone.get(row.params.get("student")) if row.role == "distilled" else None
+        if (
+            base is None
+            or teacher is None
+            or None in (row.error_mean, base.error_mean, teacher.error_mean)
+        ):
+            continue
+        gap = base.error_mean - teacher.error_mean
+        if gap > 0:
+            row.gap_closed = (base.error_mean - row.error_mean) / gap
+    return rows
+
+
+def _mb(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1e6:.2f} MB"
+
+
+def _error(row: SweepRow) -> str:
+    if row.error_mean is None:
+        return "failed"
+    text = f"{row.error_mean:.2f} ± {row.error_std:.2f}"
+    return text if row.seeds_ok == row.seeds else f"{text} ({row.seeds_ok}/{row.seeds} seeds)"
+
+
+def _cells(row: SweepRow) -> list[str]:
+    errors = "-"
+    if row.error_mean is not None and row.test_n:
+        errors = f"{row.error_mean * row.test_n / 100:.1f} / {row.test_n}"
+    return [
+        row.label,
+        "-" if row.param_count is None else f"{row.param_count:,}",
+        _mb(row.weight_bytes),
+        "-" if row.macs is None else f"{row.macs / 1e6:.2f}M",
+        _error(row),
+        errors,
+        "" if row.gap_closed is None else f"{100 * row.gap_closed:.0f}%",
+    ]
+
+
+_HEADERS = ["Configuration", "Params", "Size fp32", "MACs", "Test error % (mean ± std)",
+            "Errors", "Gap closed"]  # fmt: skip
+
+
+def render_text(rows: list[SweepRow]) -> str:
+    table = [_HEADERS] + [_cells(r) for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(_HEADERS))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render_markdown(rows: list[SweepRow]) -> str:
+    lines = ["| " + " | ".join(_HEADERS) + " |", "|" + "---|" * len(_HEADERS)]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _size_accuracy(rows: list[SweepRow], title: str) -> bytes:
+    """Paper Fig. 3: model size (fp32 MB) against accuracy, one point per configuration."""
+    fig = Figure(figsize=(6.4, 4.4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for row in rows:
+        if row.error_mean is None or row.weight_bytes is None:
+            continue
+        size, top1 = row.weight_bytes / 1e6, 100.0 - row.error_mean
+        ax.errorbar(size, top1, yerr=row.error_std, fmt="o", capsize=3, color="tab:blue")
+        ax.annotate(row.label, (size, top1), textcoords="offset points", xytext=(5, 4),
+                    fontsize=7)  # fmt: skip
+    ax.set_xlabel("model size (MB of fp32 weights)")
+    ax.set_ylabel("test top-1 (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _temperature_plot(rows: list[SweepRow], title: str) -> bytes:
+    """Test error against temperature per student, with the student alone and the teacher."""
+    fig = Figure(figsize=(6.4, 4.4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    teacher = next((r for r in rows if r.role == "teacher" and r.error_mean is not None), None)
+    series: dict[tuple[str, float], list[SweepRow]] = {}
+    for row in rows:
+        if row.role == "distilled" and row.error_mean is not None:
+            series.setdefault((row.params["student"], row.params["alpha"]), []).append(row)
+    colors = dict(zip(dict.fromkeys(s for s, _ in series), ["tab:blue", "tab:orange",
+                  "tab:green", "tab:red", "tab:purple"] * 4, strict=False))  # fmt: skip
+    for (student, alpha), points in series.items():
+        points.sort(key=lambda r: r.params["temperature"])
+        ax.errorbar(
+            [r.params["temperature"] for r in points],
+            [r.error_mean for r in points],
+            yerr=[r.error_std for r in points],
+            marker="o",
+            capsize=3,
+            color=colors[student],
+            label=f"{student} distilled (alpha={alpha:g})",
+        )
+    for row in rows:
+        if row.role == "alone" and row.error_mean is not None and row.params["student"] in colors:
+            ax.axhline(row.error_mean, ls="--", color=colors[row.params["student"]],
+                       label=f"{row.params['student']} alone")  # fmt: skip
+    if teacher is not None:
+        ax.axhline(teacher.error_mean, ls=":", color="black", label=teacher.label)
+    ax.set_xscale("log")
+    ax.set_xlabel("temperature T")
+    ax.set_ylabel("test error (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def sweep_plot(config: SweepConfig, rows: list[SweepRow]) -> bytes:
+    title = get_study(config.study).title
+    if config.study == "distill":
+        return _temperature_plot(rows, title)
+    return _size_accuracy(rows, title)
+
+
+def write_outputs(
+    config: SweepConfig, rows: list[SweepRow], outcomes: dict[str, TrialOutcome]
+) -> dict[str, Path]:
+    """``results.json``, ``table.md`` and ``figure.png`` in the sweep's folder."""
+    out = Path(config.out)
+    record = {
+        "config": config.to_dict(),
+        "rows": [asdict(r) for r in rows],
+        "trials": {k: asdict(o) for k, o in outcomes.items()},
+    }
+    paths = {
+        "results": out / "results.json",
+        "table": out / "table.md",
+        "figure": out / "figure.png",
+    }
+    title = get_study(config.study).title
+    atomic_write_text(paths["results"], json.dumps(record, indent=2, allow_nan=False))
+    atomic_write_text(paths["table"], f"# {title}\n\n{render_markdown(rows)}\n")
+    atomic_write_bytes(paths["figure"], sweep_plot(config, rows))
+    return paths

@@ -1,0 +1,285 @@
+"""The built-in sweep studies and how a sweep turns ``--param`` lists into trials.
+
+- ``squeezenet``: SqueezeNet's design space (Iandola et al. 2016, §5: squeeze ratio,
+  pct3x3, base_e, incr_e, freq) and bypass connections (§6, Table 3: none, simple,
+  complex). One trial per point of the grid (the Cartesian product of the ``--param``
+  lists) and seed; each trains the network and reports its size and accuracy.
+- ``distill``: Hinton et al. 2015, §3 (MNIST). Per seed, a teacher (``mlp2x1200``:
+  dropout, inputs jittered by ±2 px) and each student trained alone, then one distilled
+  student per point of the grid (``student``, ``temperature``, ``alpha``) from the teacher
+  of the same seed.
+
+Rows of a study's table are :class:`Group` s: one configuration, its trials over the seeds.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from netshrink.errors import NetshrinkError
+from netshrink.models import create, get_spec
+from netshrink.sweep.engine import Trial, trial_key
+from netshrink.train import TrainConfig
+
+__all__ = ["STUDIES", "Group", "Param", "Study", "SweepConfig", "get_study", "parse_params"]
+
+_TRIALS = "netshrink.sweep.trials"
+SQUEEZENET_LR = 2e-4  # as the survey: at Adam's 1e-3 SqueezeNet's last ReLU dies (no BN)
+
+
+@dataclass(frozen=True)
+class Param:
+    kind: type  # float, int or str
+    default: Any
+    choices: tuple[str, ...] = ()  # allowed strings; empty: any
+
+
+@dataclass
+class SweepConfig:
+    """One sweep (``netshrink sweep`` flags map onto these fields)."""
+
+    study: str
+    grid: dict[str, list[Any]] = field(default_factory=dict)  # parameter -> values, in order
+    seeds: int | None = None  # None: the study's default
+    data: str = "mnist5k"
+    epochs: int | None = None  # None: the study's default
+    limit: int | None = None
+    out: str = "runs/sweep"
+
+    def __post_init__(self) -> None:
+        study = get_study(self.study)
+        if self.seeds is not None and self.seeds < 1:
+            raise NetshrinkError(f"--seeds must be >= 1, got {self.seeds}")
+        if self.epochs is not None and self.epochs < 1:
+            raise NetshrinkError(f"--epochs must be >= 1, got {self.epochs}")
+        for name, values in self.grid.items():
+            if name not in study.params:
+                raise NetshrinkError(
+                    f"unknown sweep parameter {name!r} for {study.name} "
+                    f"(known: {', '.join(study.params)})"
+                )
+            if not values:
+                raise NetshrinkError(f"sweep parameter {name!r} has an empty value list")
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds or get_study(self.study).default_seeds))
+
+    @property
+    def train_epochs(self) -> int:
+        return self.epochs or get_study(self.study).default_epochs
+
+    def points(self) -> list[dict[str, Any]]:
+        """The grid's points: the swept parameters' values, in ``--param`` order."""
+        names = list(self.grid)
+        return [
+            dict(zip(names, combo, strict=True)) for combo in itertools.product(*self.grid.values())
+        ]
+
+    def value(self, point: dict[str, Any], name: str) -> Any:
+        return point.get(name, get_study(self.study).params[name].default)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(seeds=len(self.seed_list), epochs=self.train_epochs)
+        return out
+
+
+@dataclass(frozen=True)
+class Group:
+    """One row of a study's table: a configuration and its trial keys (one per seed)."""
+
+    label: str
+    role: str  # squeezenet: "point"; distill: "teacher", "alone" or "distilled"
+    params: dict[str, Any]
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    title: str
+    params: dict[str, Param]
+    default_epochs: int
+    default_seeds: int
+    plan: Callable[[SweepConfig], tuple[list[Trial], list[Group]]]
+
+
+def parse_params(study_name: str, pairs: Sequence[str]) -> dict[str, list[Any]]:
+    """``["squeeze_ratio=0.125,0.25", "bypass=none,simple"]`` → typed value lists."""
+    study = get_study(study_name)
+    grid: dict[str, list[Any]] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise NetshrinkError(f"--param expects NAME=V1,V2,..., got {pair!r}")
+        if name not in study.params:
+            raise NetshrinkError(
+                f"unknown sweep parameter {name!r} for {study.name} "
+                f"(known: {', '.join(study.params)})"
+            )
+        if name in grid:
+            raise NetshrinkError(f"sweep parameter {name!r} given twice")
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise NetshrinkError(f"sweep parameter {name!r} has an empty value list")
+        grid[name] = [_convert(name, study.params[name], t) for t in items]
+        if len(set(grid[name])) != len(grid[name]):
+            raise NetshrinkError(f"sweep parameter {name!r} repeats a value")
+    return grid
+
+
+def _convert(name: str, param: Param, text: str) -> Any:
+    if param.kind is str:
+        if param.choices and text not in param.choices:
+            raise NetshrinkError(f"{name} must be one of {', '.join(param.choices)}, got {text!r}")
+        return text
+    try:
+        value = param.kind(text)
+    except ValueError:
+        raise NetshrinkError(f"{name} expects {param.kind.__name__} values, got {text!r}") from None
+    if param.kind is float and value != value:
+        raise NetshrinkError(f"{name} expects numbers, got {text!r}")
+    return value
+
+
+def _check_model(name: str, args: dict[str, Any]) -> None:
+    with torch.device("meta"):  # catches bad metaparameters before any trial runs
+        create(name, **args)
+
+
+def _train(config: SweepConfig, seed: int, **overrides: Any) -> dict[str, Any]:
+    return TrainConfig(epochs=config.train_epochs, seed=seed, **overrides).to_dict()
+
+
+# --- squeezenet ---------------------------------------------------------------------------
+
+_FIRE_PARAMS = ("squeeze_ratio", "pct3x3", "base_e", "incr_e", "freq", "bypass")
+
+
+def _plan_squeezenet(config: SweepConfig) -> tuple[list[Trial], list[Group]]:
+    trials, groups = [], []
+    for point in config.points():
+        model = f"squeezenet{config.value(point, 'version')}"
+        args = {k: point[k] for k in _FIRE_PARAMS if k in point}
+        _check_model(model, {**args, "num_classes": 10, "in_chans": 1, "small_input": True})
+        keys = []
+        for seed in config.seed_list:
+            key = trial_key(point, seed)
+            kwargs = {
+                "model": model,
+                "model_args": args,
+                "data": config.data,
+                "train": _train(config, seed, lr=SQUEEZENET_LR),
+                "limit": config.limit,
+            }
+            trials.append(Trial(key, f"{_TRIALS}:train_trial", kwargs))
+            keys.append(key)
+        label = ", ".join(f"{k}={v}" for k, v in point.items()) or model
+        groups.append(Group(label, "point", point, tuple(keys)))
+    return trials, groups
+
+
+# --- distill ------------------------------------------------------------------------------
+
+TEACHER = "mlp2x1200"
+
+
+def _plan_distill(config: SweepConfig) -> tuple[list[Trial], list[Group]]:
+    points = config.points()
+    students = list(dict.fromkeys(config.value(p, "student") for p in points))
+    for student in students:
+        get_spec(student)  # unknown names: one line with the nearest suggestion
+    common = {"model_args": {}, "data": config.data, "limit": config.limit}
+    trials: list[Trial] = []
+    teacher_keys = [f"teacher,seed={s}" for s in config.seed_list]
+    for key, seed in zip(teacher_keys, config.seed_list, strict=True):
+        kwargs = {"model": TEACHER, **common, "train": _train(config, seed, augment=True)}
+        trials.append(Trial(key, f"{_TRIALS}:train_trial", kwargs))
+    groups = [Group(f"teacher {TEACHER}", "teacher", {"student": TEACHER}, tuple(teacher_keys))]
+    for student in students:
+        keys = tuple(f"alone,{trial_key({'student': student}, s)}" for s in config.seed_list)
+        for key, seed in zip(keys, config.seed_list, strict=True):
+            kwargs = {"model": student, **common, "train": _train(config, seed)}
+            trials.append(Trial(key, f"{_TRIALS}:train_trial", kwargs))
+        groups.append(Group(f"{student} alone", "alone", {"student": student}, keys))
+    for point in points:
+        full = {name: config.value(point, name) for name in ("student", "temperature", "alpha")}
+        keys = []
+        for teacher_key, seed in zip(teacher_keys, config.seed_list, strict=True):
+            key = f"distilled,{trial_key(full, seed)}"
+            kwargs = {
+                "model": full["student"],
+                **common,
+                "train": _train(config, seed),
+                "teacher": str(Path(config.out).resolve() / "trials" / teacher_key / "model.pt"),
+                "temperature": full["temperature"],
+                "alpha": full["alpha"],
+            }
+            trials.append(Trial(key, f"{_TRIALS}:distill_trial", kwargs, (teacher_key,)))
+            keys.append(key)
+        label = f"{full['student']} distilled T={full['temperature']:g} alpha={full['alpha']:g}"
+        groups.append(Group(label, "distilled", full, tuple(keys)))
+    return trials, groups
+
+
+def _check_distill_values(grid: dict[str, list[Any]]) -> None:
+    from netshrink.distill import DistillConfig
+
+    for t in grid.get("temperature", []):
+        DistillConfig(temperature=t)
+    for a in grid.get("alpha", []):
+        DistillConfig(alpha=a)
+
+
+STUDIES: dict[str, Study] = {
+    "squeezenet": Study(
+        "squeezenet",
+        "SqueezeNet design space and bypass connections (Iandola et al. 2016, §5-6)",
+        {
+            "version": Param(str, "1_0", ("1_0", "1_1")),
+            "squeeze_ratio": Param(float, 0.125),
+            "pct3x3": Param(float, 0.5),
+            "base_e": Param(int, 128),
+            "incr_e": Param(int, 128),
+            "freq": Param(int, 2),
+            "bypass": Param(str, "none", ("none", "simple", "complex")),
+        },
+        default_epochs=6,
+        default_seeds=1,
+        plan=_plan_squeezenet,
+    ),
+    "distill": Study(
+        "distill",
+        "Knowledge distillation on MNIST (Hinton, Vinyals & Dean 2015, §3)",
+        {
+            "student": Param(str, "mlp2x800"),
+            "temperature": Param(float, 20.0),
+            "alpha": Param(float, 0.9),
+        },
+        default_epochs=30,
+        default_seeds=3,
+        plan=_plan_distill,
+    ),
+}
+
+
+def get_study(name: str) -> Study:
+    if name not in STUDIES:
+        raise NetshrinkError(f"unknown sweep study {name!r} (known: {', '.join(STUDIES)})")
+    return STUDIES[name]
+
+
+def plan(config: SweepConfig) -> tuple[list[Trial], list[Group]]:
+    """The trials of ``config`` (keys unique, trial folders under ``out/trials``) and the
+    groups its table reports; bad parameter values fail here, before anything runs."""
+    if config.study == "distill":
+        _check_distill_values(config.grid)
+    return get_study(config.study).plan(config)
