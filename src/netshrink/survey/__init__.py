@@ -4,7 +4,12 @@ Methods contribute rows by registering :class:`SurveyEntry` objects; importing t
 package registers the built-in entries.
 """
 
-from netshrink.survey import architectures, binary, deep_compression  # noqa: F401  (entries)
+from netshrink.survey import (  # noqa: F401  (registers the entries)
+    architectures,
+    binary,
+    deep_compression,
+    distillation,
+)
 from netshrink.survey.context import SurveyConfig, SurveyContext
 from netshrink.survey.registry import (
     Figure,

@@ -13,6 +13,7 @@ from typing import Any
 
 from netshrink.survey.context import SurveyContext
 from netshrink.survey.registry import Measured, SurveyEntry, register_entry
+from netshrink.sweep.report import SweepRow, size_accuracy_plot
 
 SQUEEZENET_TRAIN = {"lr": 2e-4}
 
@@ -49,6 +50,14 @@ ARCHITECTURES = [
         targets_speed=False,
         train=SQUEEZENET_TRAIN,
     ),
+    ArchitectureRow(
+        "squeezenet1_0_bypass_complex",
+        "SqueezeNet 1.0 + complex bypass",
+        "squeezenet1_0",
+        {"bypass": "complex"},
+        targets_speed=False,
+        train=SQUEEZENET_TRAIN,
+    ),
     ArchitectureRow("mobilenet_v1_1.0", "MobileNet v1 1.0", "mobilenet_v1", {"width_mult": 1.0}),
     ArchitectureRow("mobilenet_v1_0.5", "MobileNet v1 0.5", "mobilenet_v1", {"width_mult": 0.5}),
     ArchitectureRow("shufflenet_v1_g3", "ShuffleNet v1 1x g=3", "shufflenet_v1", {"groups": 3}),
@@ -62,9 +71,37 @@ ARCHITECTURES = [
 ]
 
 
+# SqueezeNet §6 (Table 3): the last of these rows adds a figure of all three.
+BYPASS_ROWS = ("squeezenet1_0", "squeezenet1_0_bypass", "squeezenet1_0_bypass_complex")
+
+
+def _bypass_figure(ctx: SurveyContext) -> None:
+    rows = []
+    for key in BYPASS_ROWS:
+        row = next(r for r in ARCHITECTURES if r.key == key)
+        model, _, metrics = ctx.train(row.key, row.model, row.args, **row.train)
+        params = sum(p.numel() for p in model.parameters())
+        error = 100.0 * (1.0 - metrics["test_top1"])
+        label = f"bypass={row.args.get('bypass', 'none')}"
+        rows.append(SweepRow(label, "point", dict(row.args), 1, 1, params, None, 4 * params,
+                             error, 0.0, [error], int(metrics["test_n"])))  # fmt: skip
+    ctx.add_figure(
+        "squeezenet_bypass",
+        "SqueezeNet 1.0 bypass connections: size against accuracy",
+        size_accuracy_plot(rows, "SqueezeNet 1.0: none / simple / complex bypass (one seed)"),
+        caption=(
+            "Iandola et al. 2016 §6, Table 3. Simple bypass adds no parameters; complex adds "
+            "1x1 convolutions on the other shortcuts. `netshrink sweep squeezenet --param "
+            "bypass=none,simple,complex --seeds 3` gives mean ± std."
+        ),
+    )
+
+
 def _trainer(row: ArchitectureRow):
     def run(ctx: SurveyContext) -> Measured:
         model, input_size, metrics = ctx.train(row.key, row.model, row.args, **row.train)
+        if row.key == BYPASS_ROWS[-1]:
+            _bypass_figure(ctx)
         return Measured(model, input_size, metrics)
 
     return run

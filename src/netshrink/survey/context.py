@@ -3,7 +3,7 @@ results shared between entries, and a place for its figures."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from torch import nn
 
 from netshrink.data import Dataset, load_dataset, native_input_size
+from netshrink.distill import DistillConfig
 from netshrink.errors import NetshrinkError
 from netshrink.runner import resolve_model, train_run
 from netshrink.survey.registry import Figure
@@ -106,15 +107,26 @@ class SurveyContext:
         return self._dataset_for(model_name, model_args or {}, self.config.seed)
 
     def train(
-        self, key: str, model_name: str, model_args: dict[str, Any] | None = None, **overrides: Any
+        self,
+        key: str,
+        model_name: str,
+        model_args: dict[str, Any] | None = None,
+        *,
+        teachers: Sequence[str] = (),
+        distill: DistillConfig | None = None,
+        **overrides: Any,
     ) -> tuple[nn.Module, tuple[int, int, int], dict[str, float]]:
         """Train (or reuse the finished run of) a registry model; cached under ``out/runs/key``.
 
-        Every call with the same ``key`` returns the same model object, which is another
-        row's model: an entry that changes weights works on a ``copy.deepcopy`` of it.
+        ``teachers`` (keys of runs trained before) make it a distillation run with
+        ``distill``. Every call with the same ``key`` returns the same model object, which
+        is another row's model: an entry that changes weights works on a ``copy.deepcopy``.
         """
         if key in self._trained:
             return self._trained[key]
+        missing = [k for k in teachers if k not in self._trained]
+        if missing:
+            raise NetshrinkError(f"survey run {key!r}: teacher {missing[0]!r} is not trained yet")
         train_config = self.train_config(**overrides)
         run = train_run(
             model_name,
@@ -125,6 +137,8 @@ class SurveyContext:
             reuse=True,
             limit=self.config.image_limit,
             progress=self.progress,
+            teachers=[self.out / "runs" / k / "model.pt" for k in teachers],
+            distill_config=distill,
         )
         ckpt = run.checkpoint
         status = "reused" if run.reused else f"trained in {ckpt.metrics['train_seconds']:.0f} s"

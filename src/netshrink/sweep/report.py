@@ -16,7 +16,16 @@ from netshrink._atomic import atomic_write_bytes, atomic_write_text
 from netshrink.sweep.engine import TrialOutcome
 from netshrink.sweep.studies import Group, SweepConfig, get_study
 
-__all__ = ["SweepRow", "render_markdown", "render_text", "summarize", "sweep_plot", "write_outputs"]
+__all__ = [
+    "SweepRow",
+    "render_markdown",
+    "render_text",
+    "size_accuracy_plot",
+    "summarize",
+    "sweep_plot",
+    "temperature_plot",
+    "write_outputs",
+]
 
 
 @dataclass
@@ -127,7 +136,7 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _size_accuracy(rows: list[SweepRow], title: str) -> bytes:
+def size_accuracy_plot(rows: list[SweepRow], title: str) -> bytes:
     """Paper Fig. 3: model size (fp32 MB) against accuracy, one point per configuration."""
     fig = Figure(figsize=(6.4, 4.4))
     FigureCanvasAgg(fig)
@@ -146,7 +155,7 @@ def _size_accuracy(rows: list[SweepRow], title: str) -> bytes:
     return _png(fig)
 
 
-def _temperature_plot(rows: list[SweepRow], title: str) -> bytes:
+def temperature_plot(rows: list[SweepRow], title: str) -> bytes:
     """Test error against temperature per student, with the student alone and the teacher."""
     fig = Figure(figsize=(6.4, 4.4))
     FigureCanvasAgg(fig)
@@ -187,8 +196,8 @@ def _temperature_plot(rows: list[SweepRow], title: str) -> bytes:
 def sweep_plot(config: SweepConfig, rows: list[SweepRow]) -> bytes:
     title = get_study(config.study).title
     if config.study == "distill":
-        return _temperature_plot(rows, title)
-    return _size_accuracy(rows, title)
+        return temperature_plot(rows, title)
+    return size_accuracy_plot(rows, title)
 
 
 def write_outputs(
