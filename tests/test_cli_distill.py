@@ -42,11 +42,13 @@ def test_distill_one_teacher_writes_a_run_that_records_it(capsys, tmp_path, teac
     assert config["distill"]["temperature"] == 4.0 and config["distill"]["alpha"] == 0.7
     (record,) = config["distill"]["teachers"]
     assert record["model"] == "mlp2x1200" and len(record["sha256"]) == 64
+    assert config["distill"]["teacher_paths"] == [str(teachers[0].resolve())]
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     teacher = load_checkpoint(teachers[0])
     assert metrics["teacher_test_top1"] == pytest.approx(teacher.metrics["test_top1"])
     ckpt = load_checkpoint(out / "model.pt")
-    assert ckpt.model_name == "mlp2x30" and ckpt.config["distill"] == config["distill"]
+    assert ckpt.model_name == "mlp2x30"
+    assert ckpt.config["distill"]["teachers"] == config["distill"]["teachers"]
     assert ckpt.build()(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
 
 
@@ -56,7 +58,7 @@ def test_distill_from_an_ensemble(capsys, tmp_path, teachers):
     assert code == 0, err
     assert "ensemble of 2 teachers" in text
     config = yaml.safe_load((out / "config.yaml").read_text())
-    assert [t["path"] for t in config["distill"]["teachers"]] == [str(t) for t in teachers]
+    assert config["distill"]["teacher_paths"] == [str(t.resolve()) for t in teachers]
 
 
 @pytest.mark.parametrize(
@@ -104,3 +106,36 @@ def test_missing_teacher_file_is_a_one_line_error(capsys, tmp_path):
         capsys, tmp_path / "x", [tmp_path / "nope.pt"], "--temperature", "2", "--alpha", "0.5"
     )
     one_line_error(code, err, "nope.pt does not exist")
+
+
+def test_student_with_other_class_count_is_a_one_line_error(capsys, tmp_path, teachers):
+    out = tmp_path / "never"
+    code, _, err = _distill(
+        capsys, out, teachers[:1], "--arg", "num_classes=5", "--temperature", "2", "--alpha", "0.5"
+    )
+    one_line_error(code, err, "mlp2x30 predicts 5 classes but digits has 10")
+    assert not out.exists()
+
+
+def test_teacher_cannot_be_the_run_s_own_output(capsys, tmp_path, teachers):
+    code, _, err = _distill(
+        capsys, teachers[0].parent, teachers[:1], "--temperature", "2", "--alpha", "0.5"
+    )
+    one_line_error(code, err, "is the run's own output")
+
+
+def test_moved_teacher_is_matched_by_content_and_the_run_reused(capsys, tmp_path, teachers):
+    import shutil
+
+    out = tmp_path / "student"
+    flags = ("--temperature", "2", "--alpha", "0.5")
+    assert _distill(capsys, out, teachers[:1], *flags)[0] == 0
+    moved = tmp_path / "elsewhere.pt"
+    shutil.copy(teachers[0], moved)
+    before = (out / "model.pt").stat().st_mtime_ns
+    code, _, err = run(
+        capsys, "distill", "--teacher", moved, "--student", "mlp2x30", "--data", "digits",
+        "--epochs", "1", "--quiet", "--out", out, "--resume", *flags,
+    )  # fmt: skip
+    assert code == 0, err
+    assert (out / "model.pt").stat().st_mtime_ns == before  # finished run kept, not retrained

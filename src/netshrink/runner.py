@@ -119,14 +119,21 @@ def _file_sha256(path: Path) -> str:
 
 
 def _load_teachers(
-    paths: Sequence[str | os.PathLike[str]], input_size: tuple[int, int, int], student: str
+    paths: Sequence[str | os.PathLike[str]],
+    input_size: tuple[int, int, int],
+    student: str,
+    out_dir: Path,
 ) -> tuple[list[nn.Module], list[dict[str, Any]]]:
-    """Teacher models and what the run's config records of them (path, model, sha256)."""
+    """Teacher models and what identifies them in the run's config (model and SHA-256,
+    not the path: a moved folder still reuses its finished runs)."""
     models, records = [], []
     for path in paths:
         path = Path(path)
         if not path.is_file():
-            raise NetshrinkError(f"teacher {path} does not exist")
+            what = "is not a file" if path.exists() else "does not exist"
+            raise NetshrinkError(f"teacher {path} {what}")
+        if path.resolve() == (out_dir / "model.pt").resolve():
+            raise NetshrinkError(f"teacher {path} is the run's own output; choose another --out")
         teacher = load_trained(path)
         if tuple(teacher.input_size) != tuple(input_size):
             got = "x".join(map(str, teacher.input_size))
@@ -135,9 +142,7 @@ def _load_teachers(
                 f"teacher {path} takes {got} inputs but student {student} takes {want}"
             )
         models.append(teacher.model)
-        records.append(
-            {"path": str(path.resolve()), "model": teacher.model_name, "sha256": _file_sha256(path)}
-        )
+        records.append({"model": teacher.model_name, "sha256": _file_sha256(path)})
     return models, records
 
 
@@ -191,6 +196,11 @@ def train_run(
     else:
         dataset = load_dataset(spec_text, input_size=input_size, seed=config.seed, limit=limit)
     args.setdefault("num_classes", dataset.num_classes)
+    if args["num_classes"] != dataset.num_classes:
+        raise NetshrinkError(
+            f"{model_name} predicts {args['num_classes']} classes "
+            f"but {spec_text} has {dataset.num_classes}"
+        )
     with torch.device("meta"):  # check the arguments (and binary layers) weightlessly
         probe = create(model_name, **args)
         if binarize is not None:
@@ -198,7 +208,9 @@ def train_run(
     teacher_models: list[nn.Module] = []
     if teachers:
         distill_config = distill_config or DistillConfig()
-        teacher_models, teacher_records = _load_teachers(teachers, input_size, model_name)
+        teacher_models, teacher_records = _load_teachers(
+            teachers, input_size, model_name, Path(out_dir)
+        )
         check_teachers(teacher_models, dataset)
     elif distill_config is not None:
         raise NetshrinkError("a distillation config needs at least one teacher")
@@ -241,7 +253,11 @@ def train_run(
         model.load_state_dict(previous.state_dict)
         resume_state = previous.train_state
 
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    written = resolved
+    if teacher_models:  # the paths are for the reader; runs are matched on the SHA-256
+        paths = [str(Path(t).resolve()) for t in teachers]
+        written = {**resolved, "distill": {**resolved["distill"], "teacher_paths": paths}}
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(written, sort_keys=False))
 
     def save_epoch(state: dict[str, Any]) -> None:
         save_checkpoint(

@@ -87,11 +87,18 @@ def test_soft_targets_alone_teach_the_teacher_s_knowledge(digits, teacher):
     assert result.metrics["teacher_test_top1"] == pytest.approx(teacher_top1)
     assert teacher_top1 > 0.9
     assert result.metrics["test_top1"] > teacher_top1 - 0.06
-    assert not teacher.training  # distill leaves its teachers in eval mode
+    assert not teacher.training  # the fixture's teacher came in eval mode and stays so
     x = next(digits.test.batches(len(digits.test)))[0]
     with torch.no_grad():
         agree = (student.eval()(x).argmax(1) == teacher(x).argmax(1)).float().mean().item()
     assert agree > 0.9
+
+
+def test_teachers_come_back_in_the_mode_they_came_in(digits):
+    teacher = create("mlp2x1200", hidden=32).train()
+    distill(_student(), [teacher], digits, TrainConfig(epochs=1), DistillConfig(), progress=False)
+    assert teacher.training
+    assert all(p.requires_grad for p in teacher.parameters())
 
 
 def test_ensemble_scores_the_mean_of_probabilities(digits, teacher):

@@ -66,5 +66,6 @@ def test_bypass_rows(rows):
     added = (96 * 128 + 128) + (128 * 256 + 256) + (256 * 384 + 384) + (384 * 512 + 512)
     assert complex_["params"] == none["params"] + added
     for row in (simple, complex_):
-        assert row["baseline"] == "alexnet"
+        assert row["baseline"] == "squeezenet1_0"
+        assert row["compression_ratio"] == pytest.approx(none["size_bytes"] / row["size_bytes"])
         assert torch.isfinite(torch.tensor(row["top1"]))

@@ -86,7 +86,7 @@ def test_distill_plan_teachers_students_and_dependencies(tmp_path):
     assert not by_key["alone,student=mlp2x30,seed=1"].kwargs["train"]["augment"]
     distilled = by_key["distilled,student=mlp2x30,temperature=20.0,alpha=0.9,seed=1"]
     assert distilled.depends == ("teacher,seed=1",)
-    assert distilled.kwargs["teacher"] == str(tmp_path / "trials" / "teacher,seed=1" / "model.pt")
+    assert distilled.kwargs["teacher"] == "teacher,seed=1"  # a sibling trial folder
     assert distilled.kwargs["temperature"] == 20.0 and distilled.kwargs["alpha"] == 0.9
 
 
@@ -169,3 +169,24 @@ def test_changed_settings_restart_a_trial_instead_of_failing(tmp_path):
     kwargs["train"]["epochs"] = 2
     train_trial(tmp_path, **kwargs)
     assert load_checkpoint(tmp_path / "model.pt").config["train"]["epochs"] == 2
+
+
+def test_distill_student_of_another_input_size_fails_before_running(tmp_path):
+    from tests.data.test_data import make_cifar_dir
+
+    make_cifar_dir(tmp_path / "cifar")
+    config = SweepConfig(
+        "distill", {"student": ["squeezenet1_1"]}, data=f"cifar10:{tmp_path / 'cifar'}",
+        out=str(tmp_path / "out"),
+    )  # fmt: skip
+    with pytest.raises(NetshrinkError, match="student squeezenet1_1 takes 3x32x32 inputs but"):
+        plan(config)
+
+
+@pytest.mark.parametrize(
+    ("settings", "needle"),
+    [({"data": "nosuch"}, "nosuch"), ({"limit": 0}, "--limit must be >= 50")],
+)
+def test_bad_data_or_limit_fail_before_running(tmp_path, settings, needle):
+    with pytest.raises(NetshrinkError, match=needle):
+        plan(SweepConfig("squeezenet", {"bypass": ["none"]}, out=str(tmp_path), **settings))

@@ -12,12 +12,14 @@ through the teachers again.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from netshrink.data import Dataset, ImageSplit
@@ -60,7 +62,23 @@ class Ensemble(nn.Module):
         self.teachers = nn.ModuleList(teachers)
 
     def forward(self, x: Tensor) -> Tensor:
-        return soft_targets([t(x) for t in self.teachers], 1.0).log()  # (B, K)
+        # log(mean_i softmax(v_i)) = logsumexp_i(log_softmax(v_i)) - log n, without underflow
+        log_probs = torch.stack([F.log_softmax(t(x).float(), dim=1) for t in self.teachers])
+        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.teachers))  # (B, K)
+
+
+@contextlib.contextmanager
+def _eval_mode(models: Sequence[nn.Module]) -> Iterator[None]:
+    """Eval mode inside, then every submodule's own flag back (``train(mode)`` on the top
+    module would flatten a teacher whose parts were in different modes)."""
+    modes = [(m, m.training) for model in models for m in model.modules()]
+    for model in models:
+        model.eval()
+    try:
+        yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
 
 
 def check_teachers(
@@ -76,16 +94,12 @@ def check_teachers(
     if student is not None:
         named.append(("student", student))
     for name, model in named:
-        was_training = model.training
-        model.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), _eval_mode([model]):
                 out = model(x)
         except (RuntimeError, ValueError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise NetshrinkError(f"{name} cannot take {shape} inputs: {first}") from None
-        finally:
-            model.train(was_training)
         if out.dim() != 2 or out.shape[1] != data.num_classes:
             raise NetshrinkError(
                 f"{name} predicts {out.shape[-1]} classes but {data.spec} has {data.num_classes}"
@@ -96,9 +110,8 @@ def check_teachers(
 def teacher_targets(
     teachers: Sequence[nn.Module], split: ImageSplit, temperature: float, batch_size: int = 256
 ) -> Tensor:
-    """Soft targets of the whole split, in split order: (N, K), computed once."""
-    for t in teachers:
-        t.eval()
+    """Soft targets of the whole split, in split order: (N, K), computed once. The
+    teachers run as they are: put them in eval mode first (dropout off)."""
     chunks = [
         soft_targets([t(x) for t in teachers], temperature) for x, _ in split.batches(batch_size)
     ]
@@ -119,16 +132,29 @@ def distill(
 ) -> TrainResult:
     """Train ``student`` on ``data`` with the distillation loss against ``teachers``.
 
-    Same loop, checkpointing and resumption as :func:`netshrink.train.train`; teachers are
-    frozen (eval mode, no gradients). Returns the student's final metrics plus
-    ``teacher_val_top1`` and ``teacher_test_top1``: the teachers' (ensemble's) accuracy on
-    the same splits.
+    Same loop, checkpointing and resumption as :func:`netshrink.train.train`; teachers run
+    in eval mode without gradients and are returned in the mode they came in. Returns the
+    student's final metrics plus ``teacher_val_top1`` and ``teacher_test_top1``: the
+    teachers' (ensemble's) accuracy on the same splits.
     """
     teachers = list(teachers)
     check_teachers(teachers, data, student)
-    for t in teachers:
-        t.eval()
-        t.requires_grad_(False)
+    with _eval_mode(teachers):  # dropout off; every teacher forward runs without gradients
+        return _distill(student, teachers, data, train_config, config, progress, checkpoint,
+                        resume_state, desc)  # fmt: skip
+
+
+def _distill(
+    student: nn.Module,
+    teachers: list[nn.Module],
+    data: Dataset,
+    train_config: TrainConfig,
+    config: DistillConfig,
+    progress: bool,
+    checkpoint: Callable[[dict[str, Any]], None] | None,
+    resume_state: dict[str, Any] | None,
+    desc: str,
+) -> TrainResult:
     temperature, alpha = config.temperature, config.alpha
     cached: Tensor | None = None
     if config.cache_teacher and not train_config.augment:

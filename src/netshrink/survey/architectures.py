@@ -48,6 +48,7 @@ ARCHITECTURES = [
         "squeezenet1_0",
         {"bypass": "simple"},
         targets_speed=False,
+        baseline="squeezenet1_0",  # Table 3 compares the bypasses with vanilla SqueezeNet
         train=SQUEEZENET_TRAIN,
     ),
     ArchitectureRow(
@@ -56,6 +57,7 @@ ARCHITECTURES = [
         "squeezenet1_0",
         {"bypass": "complex"},
         targets_speed=False,
+        baseline="squeezenet1_0",
         train=SQUEEZENET_TRAIN,
     ),
     ArchitectureRow("mobilenet_v1_1.0", "MobileNet v1 1.0", "mobilenet_v1", {"width_mult": 1.0}),
@@ -84,7 +86,7 @@ def _bypass_figure(ctx: SurveyContext) -> None:
         error = 100.0 * (1.0 - metrics["test_top1"])
         label = f"bypass={row.args.get('bypass', 'none')}"
         rows.append(SweepRow(label, "point", dict(row.args), 1, 1, params, None, 4 * params,
-                             error, 0.0, [error], int(metrics["test_n"])))  # fmt: skip
+                             error, None, [error], int(metrics["test_n"])))  # fmt: skip
     ctx.add_figure(
         "squeezenet_bypass",
         "SqueezeNet 1.0 bypass connections: size against accuracy",

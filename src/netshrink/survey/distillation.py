@@ -56,7 +56,7 @@ def _distilled(ctx: SurveyContext, student: str, temperature: float):
 
 def _row(label: str, role: str, params: dict[str, Any], metrics: dict[str, float]) -> SweepRow:
     error = 100.0 * (1.0 - metrics["test_top1"])
-    return SweepRow(label, role, params, 1, 1, None, None, None, error, 0.0, [error],
+    return SweepRow(label, role, params, 1, 1, None, None, None, error, None, [error],
                     int(metrics["test_n"]))  # fmt: skip
 
 

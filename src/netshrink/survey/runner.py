@@ -73,7 +73,9 @@ def select_entries(config: SurveyConfig) -> list[SurveyEntry]:
             raise NetshrinkError(
                 f"unknown survey entry {unknown[0]!r} (known: {', '.join(entries)})"
             )
-        wanted = set(config.only) | {entries[k].baseline for k in config.only}
+        wanted = set(config.only)
+        while missing := {entries[k].baseline for k in wanted} - wanted:
+            wanted |= missing  # baselines of baselines too (the bypass rows' SqueezeNet)
     else:
         wanted = {k for k, e in entries.items() if e.quick or not config.quick}
     return [e for e in entries.values() if e.key in wanted]

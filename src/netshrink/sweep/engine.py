@@ -15,10 +15,12 @@ import json
 import multiprocessing
 import os
 import re
+import signal
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -124,8 +126,23 @@ def _load_result(trial: Trial, trial_dir: Path) -> dict[str, Any] | None:
     return result if isinstance(result, dict) else None
 
 
+def _exit_with_parent() -> None:
+    """A daemon thread: end this trial when the sweep's process dies (even by SIGKILL),
+    so no orphan keeps writing into a trial folder that a rerun will use."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _child(fn: str, kwargs: dict[str, Any], trial_dir: str, threads: int) -> None:
     """Spawned process: set thread counts, call ``fn``, write result.json or error.txt."""
+    _exit_with_parent()
     import torch
 
     torch.set_num_threads(threads)
@@ -208,6 +225,7 @@ def run_trials(
             print(f"  [{len(outcomes)}/{len(trials)}] {outcome.key}: {note}", flush=True)
 
     pending = list(ordered)
+    restore = _terminate_as_interrupt()
     try:
         while pending or running:
             # topological order: a dependency is settled before its dependents are looked at
@@ -244,6 +262,25 @@ def run_trials(
                     finish(TrialOutcome(trial.key, "failed", None, error, seconds))
                 process.close()
     finally:
-        # KeyboardInterrupt (or any error here): no orphaned trial processes
+        # KeyboardInterrupt, SIGTERM/SIGHUP or any error here: no orphaned trial processes
+        restore()
         _stop([process for _, process, _ in running.values()])
     return {t.key: outcomes[t.key] for t in trials}
+
+
+def _terminate_as_interrupt() -> Callable[[], None]:
+    """Turn SIGTERM and SIGHUP into KeyboardInterrupt while trials run (main thread only);
+    returns the function that puts the previous handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore

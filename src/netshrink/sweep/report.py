@@ -41,7 +41,7 @@ class SweepRow:
     macs: int | None
     weight_bytes: int | None  # fp32 bytes of the parameters
     error_mean: float | None
-    error_std: float | None  # sample standard deviation over seeds (0 for one seed)
+    error_std: float | None  # sample standard deviation over seeds (None below two seeds)
     errors: list[float]  # per seed, in %
     test_n: int | None
     gap_closed: float | None = None  # distilled rows: (alone − distilled) / (alone − teacher)
@@ -61,7 +61,7 @@ def _row(group: Group, outcomes: dict[str, TrialOutcome]) -> SweepRow:
         macs=first.get("macs"),
         weight_bytes=first.get("weight_bytes"),
         error_mean=statistics.fmean(errors) if errors else None,
-        error_std=statistics.stdev(errors) if len(errors) > 1 else (0.0 if errors else None),
+        error_std=statistics.stdev(errors) if len(errors) > 1 else None,
         errors=errors,
         test_n=first.get("test_n"),
     )
@@ -93,7 +93,10 @@ def _mb(n: int | None) -> str:
 def _error(row: SweepRow) -> str:
     if row.error_mean is None:
         return "failed"
-    text = f"{row.error_mean:.2f} ± {row.error_std:.2f}"
+    if row.error_std is None:
+        text = f"{row.error_mean:.2f} (1 seed)"
+    else:
+        text = f"{row.error_mean:.2f} ± {row.error_std:.2f}"
     return text if row.seeds_ok == row.seeds else f"{text} ({row.seeds_ok}/{row.seeds} seeds)"
 
 
@@ -145,7 +148,7 @@ def size_accuracy_plot(rows: list[SweepRow], title: str) -> bytes:
         if row.error_mean is None or row.weight_bytes is None:
             continue
         size, top1 = row.weight_bytes / 1e6, 100.0 - row.error_mean
-        ax.errorbar(size, top1, yerr=row.error_std, fmt="o", capsize=3, color="tab:blue")
+        ax.errorbar(size, top1, yerr=row.error_std or 0.0, fmt="o", capsize=3, color="tab:blue")
         ax.annotate(row.label, (size, top1), textcoords="offset points", xytext=(5, 4),
                     fontsize=7)  # fmt: skip
     ax.set_xlabel("model size (MB of fp32 weights)")
@@ -172,7 +175,7 @@ def temperature_plot(rows: list[SweepRow], title: str) -> bytes:
         ax.errorbar(
             [r.params["temperature"] for r in points],
             [r.error_mean for r in points],
-            yerr=[r.error_std for r in points],
+            yerr=[r.error_std or 0.0 for r in points],
             marker="o",
             capsize=3,
             color=colors[student],

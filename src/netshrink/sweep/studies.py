@@ -17,13 +17,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from netshrink.data import native_input_size
 from netshrink.errors import NetshrinkError
 from netshrink.models import create, get_spec
+from netshrink.runner import resolve_model
 from netshrink.sweep.engine import Trial, trial_key
 from netshrink.train import TrainConfig
 
@@ -219,7 +220,7 @@ def _plan_distill(config: SweepConfig) -> tuple[list[Trial], list[Group]]:
                 "model": full["student"],
                 **common,
                 "train": _train(config, seed),
-                "teacher": str(Path(config.out).resolve() / "trials" / teacher_key / "model.pt"),
+                "teacher": teacher_key,  # a trial key: trials/<key>/model.pt
                 "temperature": full["temperature"],
                 "alpha": full["alpha"],
             }
@@ -279,7 +280,19 @@ def get_study(name: str) -> Study:
 
 def plan(config: SweepConfig) -> tuple[list[Trial], list[Group]]:
     """The trials of ``config`` (keys unique, trial folders under ``out/trials``) and the
-    groups its table reports; bad parameter values fail here, before anything runs."""
+    groups its table reports; bad values fail here, before anything runs."""
+    native = native_input_size(config.data)  # a bad data spec: one line, now
+    if config.limit is not None and config.limit < 50:
+        raise NetshrinkError(f"--limit must be >= 50 images, got {config.limit}")
     if config.study == "distill":
         _check_distill_values(config.grid)
+        teacher_size = resolve_model(TEACHER, native, {})[1]
+        for point in config.points():
+            student = config.value(point, "student")
+            size = resolve_model(student, native, {})[1]
+            if size != teacher_size:
+                raise NetshrinkError(
+                    f"student {student} takes {'x'.join(map(str, size))} inputs but the "
+                    f"teacher {TEACHER} takes {'x'.join(map(str, teacher_size))}"
+                )
     return get_study(config.study).plan(config)

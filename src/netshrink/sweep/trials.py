@@ -68,7 +68,8 @@ def distill_trial(
     alpha: float,
     limit: int | None = None,
 ) -> dict[str, Any]:
-    """Distil registry ``model`` from the checkpoint ``teacher``; same result as train_trial."""
+    """Distil registry ``model`` from trial ``teacher`` of the same sweep (its folder is a
+    sibling of this one); same result as :func:`train_trial`."""
     ckpt = _run(
         trial_dir,
         model,
@@ -76,7 +77,7 @@ def distill_trial(
         config=TrainConfig(**train),
         model_args=model_args,
         limit=limit,
-        teachers=[teacher],
+        teachers=[trial_dir.parent / teacher / "model.pt"],
         distill_config=DistillConfig(temperature, alpha),
     )
     return _summary(ckpt)
