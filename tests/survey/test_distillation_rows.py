@@ -35,7 +35,10 @@ def test_distilled_run_records_its_teacher_and_its_accuracy_is_real(quick_survey
     runs = quick_survey.out / "runs"
     config = yaml.safe_load((runs / "mlp2x800_distilled_T20" / "config.yaml").read_text())
     (teacher,) = config["distill"]["teachers"]
-    assert teacher["path"] == str((runs / "mlp_teacher" / "model.pt").resolve())
+    assert teacher["model"] == "mlp2x1200" and len(teacher["sha256"]) == 64
+    assert config["distill"]["teacher_paths"] == [
+        str((runs / "mlp_teacher" / "model.pt").resolve())
+    ]
     assert config["distill"]["temperature"] == 20.0 and config["distill"]["alpha"] == 0.9
     assert config["train"]["augment"] is False  # teacher targets cached
     teacher_config = yaml.safe_load((runs / "mlp_teacher" / "config.yaml").read_text())
