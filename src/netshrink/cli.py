@@ -197,12 +197,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_nsz(path: str) -> bool:
-    from netshrink.runner import is_nsz
-
-    return is_nsz(path)
-
-
 def _load_any(path: str):
     """A checkpoint or an .nsz file → (model, name, args, input_size, data spec, seed)."""
     from netshrink.runner import load_trained
@@ -250,7 +244,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if notes:
         result["packed_layers"] = [n.layer for n in notes if n.engine == "packed"]
         result["float_layers"] = {n.layer: n.reason for n in notes if n.engine == "float"}
-    if _is_nsz(args.checkpoint):
+    from netshrink.runner import is_nsz
+
+    if is_nsz(args.checkpoint):
         result["file_bytes"] = os.path.getsize(args.checkpoint)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -575,8 +571,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         limit=args.limit,
         out=args.out or f"runs/sweep/{args.study}",
     )
-    if args.jobs is not None and args.jobs < 1:
-        raise NetshrinkError(f"--jobs must be at least 1, got {args.jobs}")
     result = run_sweep(config, jobs=args.jobs, progress=not args.quiet)
     print()
     print(render_text(result.rows))

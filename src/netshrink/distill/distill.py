@@ -140,45 +140,30 @@ def distill(
     teachers = list(teachers)
     check_teachers(teachers, data, student)
     with _eval_mode(teachers):  # dropout off; every teacher forward runs without gradients
-        return _distill(student, teachers, data, train_config, config, progress, checkpoint,
-                        resume_state, desc)  # fmt: skip
+        temperature, alpha = config.temperature, config.alpha
+        cached: Tensor | None = None
+        if config.cache_teacher and not train_config.augment:
+            cached = teacher_targets(teachers, data.train, temperature)
 
+        def loss_fn(logits: Tensor, labels: Tensor, inputs: Tensor, index: Tensor) -> Tensor:
+            if cached is not None:
+                targets = cached[index]  # (B, K)
+            else:
+                with torch.no_grad():
+                    targets = soft_targets([t(inputs) for t in teachers], temperature)
+            return distillation_loss(logits, targets, labels, temperature, alpha)
 
-def _distill(
-    student: nn.Module,
-    teachers: list[nn.Module],
-    data: Dataset,
-    train_config: TrainConfig,
-    config: DistillConfig,
-    progress: bool,
-    checkpoint: Callable[[dict[str, Any]], None] | None,
-    resume_state: dict[str, Any] | None,
-    desc: str,
-) -> TrainResult:
-    temperature, alpha = config.temperature, config.alpha
-    cached: Tensor | None = None
-    if config.cache_teacher and not train_config.augment:
-        cached = teacher_targets(teachers, data.train, temperature)
-
-    def loss_fn(logits: Tensor, labels: Tensor, inputs: Tensor, index: Tensor) -> Tensor:
-        if cached is not None:
-            targets = cached[index]  # (B, K)
-        else:
-            with torch.no_grad():
-                targets = soft_targets([t(inputs) for t in teachers], temperature)
-        return distillation_loss(logits, targets, labels, temperature, alpha)
-
-    result = train(
-        student,
-        data,
-        train_config,
-        progress=progress,
-        checkpoint=checkpoint,
-        resume_state=resume_state,
-        loss_fn=loss_fn,
-        desc=desc,
-    )
-    ensemble = Ensemble(teachers).eval()  # eval() first: evaluate restores the mode it found
-    for split in ("val", "test"):
-        result.metrics[f"teacher_{split}_top1"] = evaluate(ensemble, getattr(data, split))["top1"]
-    return result
+        result = train(
+            student,
+            data,
+            train_config,
+            progress=progress,
+            checkpoint=checkpoint,
+            resume_state=resume_state,
+            loss_fn=loss_fn,
+            desc=desc,
+        )
+        ensemble = Ensemble(teachers).eval()  # eval() first: evaluate restores the mode it found
+        for name, split in (("val", data.val), ("test", data.test)):
+            result.metrics[f"teacher_{name}_top1"] = evaluate(ensemble, split)["top1"]
+        return result

@@ -83,10 +83,8 @@ def _bypass_figure(ctx: SurveyContext) -> None:
         row = next(r for r in ARCHITECTURES if r.key == key)
         model, _, metrics = ctx.train(row.key, row.model, row.args, **row.train)
         params = sum(p.numel() for p in model.parameters())
-        error = 100.0 * (1.0 - metrics["test_top1"])
         label = f"bypass={row.args.get('bypass', 'none')}"
-        rows.append(SweepRow(label, "point", dict(row.args), 1, 1, params, None, 4 * params,
-                             error, None, [error], int(metrics["test_n"])))  # fmt: skip
+        rows.append(SweepRow.single(label, "point", dict(row.args), metrics, params))
     ctx.add_figure(
         "squeezenet_bypass",
         "SqueezeNet 1.0 bypass connections: size against accuracy",

@@ -11,8 +11,6 @@ train for ``MLP_EPOCHS`` (30; the survey's epochs with ``--quick`` or ``--epochs
 
 from __future__ import annotations
 
-from typing import Any
-
 from netshrink.distill import DistillConfig
 from netshrink.survey.context import SurveyContext
 from netshrink.survey.registry import Measured, SurveyEntry, register_entry
@@ -54,21 +52,15 @@ def _distilled(ctx: SurveyContext, student: str, temperature: float):
     )
 
 
-def _row(label: str, role: str, params: dict[str, Any], metrics: dict[str, float]) -> SweepRow:
-    error = 100.0 * (1.0 - metrics["test_top1"])
-    return SweepRow(label, role, params, 1, 1, None, None, None, error, None, [error],
-                    int(metrics["test_n"]))  # fmt: skip
-
-
 def _temperature_figure(ctx: SurveyContext) -> None:
-    rows = [_row("teacher mlp2x1200", "teacher", {"student": "mlp2x1200"}, _teacher(ctx)[2])]
+    single = SweepRow.single
+    rows = [single("teacher mlp2x1200", "teacher", {"student": "mlp2x1200"}, _teacher(ctx)[2])]
     for student in STUDENTS:
-        rows.append(
-            _row(f"{student} alone", "alone", {"student": student}, _alone(ctx, student)[2])
-        )
+        params = {"student": student}
+        rows.append(single(f"{student} alone", "alone", params, _alone(ctx, student)[2]))
         for t in TEMPERATURES:
             params = {"student": student, "temperature": t, "alpha": ALPHA}
-            rows.append(_row("", "distilled", params, _distilled(ctx, student, t)[2]))
+            rows.append(single("", "distilled", params, _distilled(ctx, student, t)[2]))
     ctx.add_figure(
         "distillation_temperature",
         "Distillation: test error against temperature",

@@ -46,6 +46,21 @@ class SweepRow:
     test_n: int | None
     gap_closed: float | None = None  # distilled rows: (alone − distilled) / (alone − teacher)
 
+    @classmethod
+    def single(
+        cls,
+        label: str,
+        role: str,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        param_count: int | None = None,
+    ) -> SweepRow:
+        """One finished run (no seeds): e.g. a survey run drawn with the sweep plots."""
+        error = 100.0 * (1.0 - metrics["test_top1"])
+        weight_bytes = None if param_count is None else 4 * param_count
+        return cls(label, role, params, 1, 1, param_count, None, weight_bytes, error, None,
+                   [error], int(metrics["test_n"]))  # fmt: skip
+
 
 def _row(group: Group, outcomes: dict[str, TrialOutcome]) -> SweepRow:
     results = [outcomes[k].result for k in group.keys if outcomes[k].status in ("done", "cached")]

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from netshrink._atomic import atomic_write_text, ensure_dir
+from netshrink.errors import NetshrinkError
 from netshrink.sweep.engine import TrialOutcome, run_trials
 from netshrink.sweep.report import SweepRow, summarize, write_outputs
 from netshrink.sweep.studies import SweepConfig, plan
@@ -35,9 +36,9 @@ def run_sweep(
     ``jobs`` processes at once (default: one per core), each with its share of the cores'
     threads. Writes ``config.yaml``, ``results.json``, ``table.md`` and ``figure.png``.
     """
-    trials, groups = plan(config)  # bad values fail here, before the folder exists
     if jobs is not None and jobs < 1:
-        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+        raise NetshrinkError(f"--jobs must be at least 1, got {jobs}")
+    trials, groups = plan(config)  # bad values fail here, before the folder exists
     out = ensure_dir(config.out)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     outcomes = run_trials(trials, out / "trials", jobs=jobs, progress=progress)

@@ -60,13 +60,7 @@ class SweepConfig:
         if self.epochs is not None and self.epochs < 1:
             raise NetshrinkError(f"--epochs must be >= 1, got {self.epochs}")
         for name, values in self.grid.items():
-            if name not in study.params:
-                raise NetshrinkError(
-                    f"unknown sweep parameter {name!r} for {study.name} "
-                    f"(known: {', '.join(study.params)})"
-                )
-            if not values:
-                raise NetshrinkError(f"sweep parameter {name!r} has an empty value list")
+            _check_param(study, name, values)
 
     @property
     def seed_list(self) -> list[int]:
@@ -121,20 +115,23 @@ def parse_params(study_name: str, pairs: Sequence[str]) -> dict[str, list[Any]]:
         name = name.strip()
         if not sep or not name:
             raise NetshrinkError(f"--param expects NAME=V1,V2,..., got {pair!r}")
-        if name not in study.params:
-            raise NetshrinkError(
-                f"unknown sweep parameter {name!r} for {study.name} "
-                f"(known: {', '.join(study.params)})"
-            )
         if name in grid:
             raise NetshrinkError(f"sweep parameter {name!r} given twice")
         items = [t.strip() for t in text.split(",") if t.strip()]
-        if not items:
-            raise NetshrinkError(f"sweep parameter {name!r} has an empty value list")
+        _check_param(study, name, items)
         grid[name] = [_convert(name, study.params[name], t) for t in items]
         if len(set(grid[name])) != len(grid[name]):
             raise NetshrinkError(f"sweep parameter {name!r} repeats a value")
     return grid
+
+
+def _check_param(study: Study, name: str, values: Sequence[Any]) -> None:
+    if name not in study.params:
+        raise NetshrinkError(
+            f"unknown sweep parameter {name!r} for {study.name} (known: {', '.join(study.params)})"
+        )
+    if not values:
+        raise NetshrinkError(f"sweep parameter {name!r} has an empty value list")
 
 
 def _convert(name: str, param: Param, text: str) -> Any:
