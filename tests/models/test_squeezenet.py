@@ -147,3 +147,71 @@ def test_small_input_swaps_conv1_for_3x3(name: str) -> None:
     for side in (28, 32):
         measured = meta_counts(name, (3, side, side), small_input=True)
         assert measured.layer_outputs["classifier.conv10"][1] >= 1
+
+
+def _fire_rms(model: torch.nn.Module, x: torch.Tensor) -> list[float]:
+    rms = []
+    for name, layer in model.features.named_children():
+        x = layer(x)
+        if name.startswith("fire"):
+            rms.append(x.pow(2).mean().sqrt().item())
+    return rms
+
+
+def test_lsuv_init_gives_unit_variance_conv_outputs_on_fresh_noise() -> None:
+    torch.manual_seed(0)
+    model = create("squeezenet1_0", num_classes=10, in_chans=1, small_input=True, init="lsuv")
+    outputs: dict[str, torch.Tensor] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Conv2d):
+            # clone: the in-place ReLU after each conv would overwrite the stored map
+            module.register_forward_hook(lambda m, i, o, n=name: outputs.__setitem__(n, o.clone()))
+    model.eval()
+    with torch.no_grad():
+        model(torch.randn(64, 1, 28, 28, generator=torch.Generator().manual_seed(123)))
+    conv10 = outputs.pop("classifier.conv10")
+    assert len(outputs) == 25  # conv1 and three convs in each of the eight Fire modules
+    for name, out in outputs.items():
+        # Scaled on another noise batch: unit variance up to sampling error.
+        assert out.double().std().item() == pytest.approx(1.0, abs=0.1), name
+    assert conv10.std().item() < 0.5  # conv10 keeps N(0, 0.01)
+
+
+@pytest.mark.parametrize("bypass", ["none", "simple", "complex"])
+def test_lsuv_only_rescales_kaiming_weights(bypass: str) -> None:
+    models = {}
+    for init in ("kaiming", "lsuv"):
+        torch.manual_seed(3)
+        models[init] = create(
+            "squeezenet1_1", num_classes=10, in_chans=1, small_input=True, bypass=bypass, init=init
+        )
+    lsuv = dict(models["lsuv"].named_parameters())
+    for name, ref in models["kaiming"].named_parameters():
+        if name.endswith("bias") or name.startswith("classifier"):
+            assert torch.equal(lsuv[name], ref), name  # zero biases, conv10 untouched
+            continue
+        ratio = lsuv[name] / ref  # one positive factor per layer
+        assert ratio.min() > 0 and torch.allclose(ratio, ratio.flatten()[0]), name
+
+
+def test_lsuv_keeps_bypass_activations_bounded() -> None:
+    # Under Kaiming init, shortcuts compound: fire9's RMS is ~10x the vanilla one (simple)
+    # and ~100x (complex). LSUV keeps every variant within a small factor of 1.
+    x = torch.randn(32, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    final = {}
+    for init in ("kaiming", "lsuv"):
+        for bypass in ("none", "complex"):
+            torch.manual_seed(0)
+            model = create(
+                "squeezenet1_0", num_classes=10, in_chans=1, small_input=True, bypass=bypass,
+                init=init,
+            )  # fmt: skip
+            with torch.no_grad():
+                final[init, bypass] = _fire_rms(model.eval(), x)[-1]
+    assert final["kaiming", "complex"] > 20 * final["kaiming", "none"]
+    assert 0.3 < final["lsuv", "none"] < 3 and 0.3 < final["lsuv", "complex"] < 3
+
+
+def test_unknown_init_raises() -> None:
+    with pytest.raises(NetshrinkError, match="init must be one of"):
+        create("squeezenet1_0", init="xavier")

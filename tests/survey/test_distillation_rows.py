@@ -10,7 +10,7 @@ from netshrink.train import evaluate
 
 DISTILL = ("mlp_teacher", "mlp2x800_alone", "mlp2x800_distilled", "mlp2x30_alone",
            "mlp2x30_distilled")  # fmt: skip
-BYPASS = ("squeezenet1_0", "squeezenet1_0_bypass", "squeezenet1_0_bypass_complex")
+BYPASS = ("squeezenet1_0_lsuv", "squeezenet1_0_bypass", "squeezenet1_0_bypass_complex")
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +64,13 @@ def test_temperature_sweep_figure_has_every_run(quick_survey):
 
 def test_bypass_rows(rows):
     none, simple, complex_ = (rows[k] for k in BYPASS)
+    assert none["baseline"] == "squeezenet1_0"
+    assert none["params"] == rows["squeezenet1_0"]["params"]  # the init changes no shape
     assert simple["params"] == none["params"]  # identity shortcuts add nothing
     # Complex bypass: 1x1 convs (with bias) on fire2, 4, 6, 8 at 28x28 with 1 input channel.
     added = (96 * 128 + 128) + (128 * 256 + 256) + (256 * 384 + 384) + (384 * 512 + 512)
     assert complex_["params"] == none["params"] + added
     for row in (simple, complex_):
-        assert row["baseline"] == "squeezenet1_0"
+        assert row["baseline"] == "squeezenet1_0_lsuv"  # the same init, no bypass
         assert row["compression_ratio"] == pytest.approx(none["size_bytes"] / row["size_bytes"])
         assert torch.isfinite(torch.tensor(row["top1"]))

@@ -30,6 +30,7 @@ def test_parse_params_types_values_in_order():
         (["squeeze_ratio=half"], "squeeze_ratio expects float values, got 'half'"),
         (["base_e=1.5"], "base_e expects int values"),
         (["bypass=full"], "bypass must be one of none, simple, complex, got 'full'"),
+        (["init=xavier"], "init must be one of kaiming, lsuv, got 'xavier'"),
         (["pct3x3=0.5", "pct3x3=0.25"], "given twice"),
         (["pct3x3=0.5,0.5"], "repeats a value"),
     ],
@@ -63,6 +64,16 @@ def test_squeezenet_plan_is_the_grid_times_seeds(tmp_path):
     assert first["model_args"] == {"squeeze_ratio": 0.25, "bypass": "none"}
     assert first["train"]["epochs"] == 6 and first["train"]["seed"] == 0
     assert trials[1].kwargs["train"]["seed"] == 1
+
+
+def test_squeezenet_init_reaches_the_model(tmp_path):
+    grid = parse_params("squeezenet", ["bypass=complex", "init=kaiming,lsuv"])
+    trials, groups = plan(SweepConfig("squeezenet", grid, out=str(tmp_path)))
+    assert [g.label for g in groups] == [
+        "bypass=complex, init=kaiming",
+        "bypass=complex, init=lsuv",
+    ]
+    assert trials[1].kwargs["model_args"] == {"bypass": "complex", "init": "lsuv"}
 
 
 def test_squeezenet_values_the_model_refuses_fail_before_running(tmp_path):

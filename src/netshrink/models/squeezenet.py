@@ -26,6 +26,16 @@ that is fire3, fire5, fire7 and fire9 in both versions (the paper's choice); it 
 parameters. ``bypass="complex"`` additionally adds a 1x1 convolution (with bias, like
 every SqueezeNet conv) on the shortcut of the other modules (fire2, 4, 6, 8 by default).
 
+Initialisation (``init``): "kaiming" (default, as torchvision: Kaiming-uniform convs,
+conv10 N(0, 0.01)) or "lsuv". Without BatchNorm, bypasses make activations grow from
+module to module under Kaiming init (RMS at fire9's output on unit-variance inputs: ~0.9
+vanilla, ~10 simple, ~110 complex), the final ReLU dies and complex bypass does not
+train. "lsuv" then rescales every conv but conv10, in forward order, so that its output
+on a fixed standard-normal probe batch has unit variance: the layer-sequential
+unit-variance step of Mishkin & Matas 2016 ("All you need is a good init"), data-free
+(inputs are normalised per channel, so noise stands in for data) and without their
+orthonormal start. Weights keep their Kaiming directions; only their scales change.
+
 Small inputs (``small_input=True``): conv1 becomes 3x3/1 with padding 1 and the same
 filters; the three pools stay, so 28x28 runs the Fire modules at 14, 7 and 4 px (a quarter
 of their ImageNet sides). A map too small for a layer's window raises ``ValueError``.
@@ -42,9 +52,17 @@ from torch import Tensor, nn
 from netshrink.models._blocks import forward_features
 from netshrink.models._registry import register_model
 
-__all__ = ["Fire", "SqueezeNet", "fire_widths", "squeezenet1_0", "squeezenet1_1"]
+__all__ = [
+    "Fire",
+    "SqueezeNet",
+    "fire_widths",
+    "scale_to_unit_variance_",
+    "squeezenet1_0",
+    "squeezenet1_1",
+]
 
 BYPASS_MODES = ("none", "simple", "complex")
+INIT_MODES = ("kaiming", "lsuv")
 
 
 def fire_widths(
@@ -131,11 +149,14 @@ class SqueezeNet(nn.Module):
         in_chans: int = 3,
         small_input: bool = False,
         bypass: str = "none",
+        init: str = "kaiming",
         **metaparameters: float,
     ) -> None:
         super().__init__()
         if bypass not in BYPASS_MODES:
             raise ValueError(f"bypass must be one of {BYPASS_MODES}, got {bypass!r}")
+        if init not in INIT_MODES:
+            raise ValueError(f"init must be one of {INIT_MODES}, got {init!r}")
         self.name, self.small_input = f"squeezenet{version}", small_input
         if version == "1_0":
             conv1_chans, kernel, pool_after = 96, 7, ("conv1", "fire4", "fire8")
@@ -178,10 +199,44 @@ class SqueezeNet(nn.Module):
                 else:
                     nn.init.kaiming_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
+        if init == "lsuv" and not self.classifier.conv10.weight.is_meta:
+            side = 28 if small_input else 112
+            probe = torch.randn(
+                16, in_chans, side, side, generator=torch.Generator().manual_seed(0)
+            )
+            scale_to_unit_variance_(self, probe, skip=(self.classifier.conv10,))
 
     def forward(self, x: Tensor) -> Tensor:
         x = forward_features(self.features, x, self.name, self.small_input)  # (B, 512, 13, 13)
         return torch.flatten(self.classifier(x), 1)  # (B, num_classes)
+
+
+def scale_to_unit_variance_(
+    model: nn.Module, probe: Tensor, skip: tuple[nn.Module, ...] = ()
+) -> None:
+    """LSUV's scaling step in one forward pass: each conv (but ``skip``) divides its weight
+    by the std of its output on ``probe``, in forward order, so every later layer already
+    sees the rescaled maps. Exact for zero biases (as at init): the output scales with
+    the weight."""
+
+    def rescale(conv: nn.Module, inputs: tuple[Tensor, ...], out: Tensor) -> Tensor:
+        std = out.std()
+        if not std > 1e-12:  # a constant map (or NaN) has no scale to fix
+            return out
+        conv.weight.div_(std)
+        return out / std
+
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m not in skip]
+    hooks = [conv.register_forward_hook(rescale) for conv in convs]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(probe)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
 
 
 @register_model(
@@ -195,6 +250,7 @@ def squeezenet1_0(
     in_chans: int = 3,
     small_input: bool = False,
     bypass: str = "none",
+    init: str = "kaiming",
     base_e: int = 128,
     incr_e: int = 128,
     pct3x3: float = 0.5,
@@ -215,6 +271,7 @@ def squeezenet1_1(
     in_chans: int = 3,
     small_input: bool = False,
     bypass: str = "none",
+    init: str = "kaiming",
     base_e: int = 128,
     incr_e: int = 128,
     pct3x3: float = 0.5,

@@ -2,8 +2,9 @@
 
 - ``squeezenet``: SqueezeNet's design space (Iandola et al. 2016, §5: squeeze ratio,
   pct3x3, base_e, incr_e, freq) and bypass connections (§6, Table 3: none, simple,
-  complex). One trial per point of the grid (the Cartesian product of the ``--param``
-  lists) and seed; each trains the network and reports its size and accuracy.
+  complex), with Kaiming or LSUV-scaled initialisation (``init``; see the model). One
+  trial per point of the grid (the Cartesian product of the ``--param`` lists) and seed;
+  each trains the network and reports its size and accuracy.
 - ``distill``: Hinton et al. 2015, §3 (MNIST). Per seed, a teacher (``mlp2x1200``:
   dropout, inputs jittered by ±2 px) and each student trained alone, then one distilled
   student per point of the grid (``student``, ``temperature``, ``alpha``) from the teacher
@@ -159,14 +160,14 @@ def _train(config: SweepConfig, seed: int, **overrides: Any) -> dict[str, Any]:
 
 # --- squeezenet ---------------------------------------------------------------------------
 
-_FIRE_PARAMS = ("squeeze_ratio", "pct3x3", "base_e", "incr_e", "freq", "bypass")
+_MODEL_PARAMS = ("squeeze_ratio", "pct3x3", "base_e", "incr_e", "freq", "bypass", "init")
 
 
 def _plan_squeezenet(config: SweepConfig) -> tuple[list[Trial], list[Group]]:
     trials, groups = [], []
     for point in config.points():
         model = f"squeezenet{config.value(point, 'version')}"
-        args = {k: point[k] for k in _FIRE_PARAMS if k in point}
+        args = {k: point[k] for k in _MODEL_PARAMS if k in point}
         _check_model(model, {**args, "num_classes": 10, "in_chans": 1, "small_input": True})
         keys = []
         for seed in config.seed_list:
@@ -249,6 +250,7 @@ STUDIES: dict[str, Study] = {
             "incr_e": Param(int, 128),
             "freq": Param(int, 2),
             "bypass": Param(str, "none", ("none", "simple", "complex")),
+            "init": Param(str, "kaiming", ("kaiming", "lsuv")),
         },
         default_epochs=6,
         default_seeds=1,
