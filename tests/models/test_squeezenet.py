@@ -9,6 +9,7 @@ import torch
 
 from netshrink.errors import NetshrinkError
 from netshrink.models import create
+from netshrink.models.squeezenet import scale_to_unit_variance_
 from tests.models.conftest import meta_counts, meta_model
 
 # papers.md: fire(s1x1, e1x1, e3x3) of fire2..fire9.
@@ -215,3 +216,34 @@ def test_lsuv_keeps_bypass_activations_bounded() -> None:
 def test_unknown_init_raises() -> None:
     with pytest.raises(NetshrinkError, match="init must be one of"):
         create("squeezenet1_0", init="xavier")
+
+
+def test_scale_to_unit_variance_is_exact_with_biases_and_keeps_modes() -> None:
+    torch.manual_seed(0)
+    model = create("squeezenet1_0", num_classes=10, in_chans=1, small_input=True)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.uniform_(module.bias, 0.2, 0.5)
+    model.features.fire5.eval()  # a submodule's own mode survives the pass
+    probe = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(5))
+    scale_to_unit_variance_(model, probe, skip=(model.classifier.conv10,))
+    assert model.training and not model.features.fire5.training
+    stds = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Conv2d) and name != "classifier.conv10":
+            module.register_forward_hook(
+                lambda m, i, o, n=name: stds.__setitem__(n, o.double().std().item())
+            )
+    with torch.no_grad():
+        model.eval()(probe)
+    assert len(stds) == 25
+    for name, std in stds.items():
+        assert std == pytest.approx(1.0, rel=1e-4), name  # on the probe itself: exact
+
+
+def test_lsuv_at_imagenet_shape() -> None:
+    torch.manual_seed(0)
+    model = create("squeezenet1_1", init="lsuv")  # probed at 112 px, no small_input
+    with torch.no_grad():
+        out = model.features(torch.randn(2, 3, 224, 224))
+    assert out.shape == (2, 512, 13, 13) and 0.2 < out.pow(2).mean().sqrt().item() < 5

@@ -201,9 +201,9 @@ class SqueezeNet(nn.Module):
                 nn.init.zeros_(m.bias)
         if init == "lsuv" and not self.classifier.conv10.weight.is_meta:
             side = 28 if small_input else 112
-            probe = torch.randn(
-                16, in_chans, side, side, generator=torch.Generator().manual_seed(0)
-            )
+            generator = torch.Generator().manual_seed(0)  # the global RNG is left alone
+            probe = torch.randn(16, in_chans, side, side, generator=generator)
+            probe = probe.to(self.classifier.conv10.weight.device)
             scale_to_unit_variance_(self, probe, skip=(self.classifier.conv10,))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -215,20 +215,22 @@ def scale_to_unit_variance_(
     model: nn.Module, probe: Tensor, skip: tuple[nn.Module, ...] = ()
 ) -> None:
     """LSUV's scaling step in one forward pass: each conv (but ``skip``) divides its weight
-    by the std of its output on ``probe``, in forward order, so every later layer already
-    sees the rescaled maps. Exact for zero biases (as at init): the output scales with
-    the weight."""
+    and bias by the std of its output on ``probe``, in forward order, so every later layer
+    already sees the rescaled maps (the output scales exactly with weight and bias). A conv
+    called twice in one forward would be scaled twice. Every submodule's mode is kept."""
 
     def rescale(conv: nn.Module, inputs: tuple[Tensor, ...], out: Tensor) -> Tensor:
         std = out.std()
         if not std > 1e-12:  # a constant map (or NaN) has no scale to fix
             return out
         conv.weight.div_(std)
+        if conv.bias is not None:
+            conv.bias.div_(std)
         return out / std
 
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m not in skip]
     hooks = [conv.register_forward_hook(rescale) for conv in convs]
-    was_training = model.training
+    modes = {m: m.training for m in model.modules()}
     try:
         model.eval()
         with torch.no_grad():
@@ -236,7 +238,8 @@ def scale_to_unit_variance_(
     finally:
         for hook in hooks:
             hook.remove()
-        model.train(was_training)
+        for m, training in modes.items():
+            m.training = training
 
 
 @register_model(
