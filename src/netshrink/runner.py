@@ -274,28 +274,14 @@ def train_run(
             ),
         )
 
+    loop = dict(progress=progress, checkpoint=save_epoch, resume_state=resume_state)
     if teacher_models:
         result = distill(
-            model,
-            teacher_models,
-            dataset,
-            config,
-            distill_config,
-            progress=progress,
-            checkpoint=save_epoch,
-            resume_state=resume_state,
-            desc=f"{model_name} (distill)",
-        )
+            model, teacher_models, dataset, config, distill_config,
+            desc=f"{model_name} (distill)", **loop,
+        )  # fmt: skip
     else:
-        result = train(
-            model,
-            dataset,
-            config,
-            progress=progress,
-            checkpoint=save_epoch,
-            resume_state=resume_state,
-            desc=model_name,
-        )
+        result = train(model, dataset, config, desc=model_name, **loop)
     metrics = dict(result.metrics)
     metrics["train_seconds"] = result.seconds
     final = Checkpoint(
