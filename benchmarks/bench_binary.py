@@ -40,7 +40,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import netshrink as ns  # noqa: E402
 from netshrink.binarize import BinarizeConfig, binarize_  # noqa: E402
-from netshrink.binarize.packed import to_packed  # noqa: E402
+from netshrink.engine.packed import to_packed  # noqa: E402
 from netshrink.kernels import binary  # noqa: E402
 from netshrink.models.vgg import SmallVGG  # noqa: E402
 

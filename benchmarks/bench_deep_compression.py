@@ -43,8 +43,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from torch import nn  # noqa: E402
 
 from netshrink import load_dataset, models  # noqa: E402
-from netshrink.deep_compression import compress  # noqa: E402
-from netshrink.layers import compressible_layers  # noqa: E402
+from netshrink.layer_patterns import compressible_layers  # noqa: E402
 from netshrink.nsz import (  # noqa: E402
     EncodingConfig,
     compression_report,
@@ -60,8 +59,9 @@ from netshrink.primitives import kmeans_1d  # noqa: E402
 from netshrink.primitives.huffman import entropy_bits  # noqa: E402
 from netshrink.prune import PruneConfig, prune_  # noqa: E402
 from netshrink.quantize import WeightSharingConfig, share_weights_  # noqa: E402
-from netshrink.recipe import load_recipe  # noqa: E402
-from netshrink.runner import train_run  # noqa: E402
+from netshrink.runs.compress import compress  # noqa: E402
+from netshrink.runs.recipe import load_recipe  # noqa: E402
+from netshrink.runs.train import train_run  # noqa: E402
 from netshrink.train import TrainConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from netshrink._atomic import atomic_open, atomic_write_text, ensure_dir
+from netshrink.atomic import atomic_open, atomic_write_text, ensure_dir
 from netshrink.errors import NetshrinkError
 
 

@@ -23,10 +23,8 @@ The survey lives in :mod:`netshrink.survey` (it imports matplotlib).
 """
 
 from netshrink.binarize import BinarizeConfig, binarize_
-from netshrink.binarize.packed import to_packed
-from netshrink.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from netshrink.data import Dataset, ImageSplit, list_datasets, load_dataset
-from netshrink.deep_compression import CompressResult, compress
+from netshrink.engine import to_packed
 from netshrink.errors import NetshrinkError
 from netshrink.models import create, get_spec, list_models
 from netshrink.nsz import EncodingConfig, compression_report, pack, read_nsz, unpack
@@ -38,8 +36,10 @@ from netshrink.profile import (
     render_table,
     speedup,
 )
-from netshrink.recipe import Recipe, load_recipe
-from netshrink.runner import train_run
+from netshrink.runs.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from netshrink.runs.compress import CompressResult, compress
+from netshrink.runs.recipe import Recipe, load_recipe
+from netshrink.runs.train import train_run
 from netshrink.train import TrainConfig, evaluate, train
 
 __version__ = "0.1.0"

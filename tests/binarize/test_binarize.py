@@ -19,7 +19,7 @@ from netshrink.binarize import (
     sign,
 )
 from netshrink.errors import NetshrinkError
-from netshrink.recipe import parse_recipe
+from netshrink.runs.recipe import parse_recipe
 
 
 def np_sign(a):

@@ -161,7 +161,7 @@ def test_newer_version_and_foreign_files_are_refused(tmp_path):
 def test_pack_writes_atomically(tmp_path, monkeypatch):
     path = tmp_path / "m.nsz"
     path.write_bytes(b"old")
-    import netshrink._atomic as atomic
+    import netshrink.atomic as atomic
 
     def interrupted_rename(*args, **kwargs):  # the file is fully written, then Ctrl-C
         raise KeyboardInterrupt

@@ -22,9 +22,8 @@ from torch import nn
 
 from netshrink.binarize import BinarizeConfig, binarize_
 from netshrink.errors import NetshrinkError
-from netshrink.nsz import EncodingConfig, load_into, pack, parse_nsz
+from netshrink.nsz import EncodingConfig, load_into, pack, parse_nsz, skeleton
 from netshrink.nsz.container import MAGIC
-from netshrink.nsz.file import _skeleton
 from netshrink.prune import PruneConfig, prune_
 from netshrink.quantize import WeightSharingConfig, share_weights_
 
@@ -95,9 +94,9 @@ def _fix_checksums(data: bytearray) -> bytearray:
     return data
 
 
-def _load(data: bytes, skeleton: nn.Module | None) -> None:
+def _load(data: bytes, model: nn.Module | None) -> None:
     nsz = parse_nsz(data)
-    load_into(nsz, skeleton if skeleton is not None else _skeleton(nsz))
+    load_into(nsz, model if model is not None else skeleton(nsz))
 
 
 def _must_fail_cleanly(data: bytes, skeleton: nn.Module | None) -> None:

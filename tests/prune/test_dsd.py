@@ -8,7 +8,7 @@ from torch import nn
 
 from netshrink.data import load_dataset
 from netshrink.errors import NetshrinkError
-from netshrink.layers import compressible_layers
+from netshrink.layer_patterns import compressible_layers
 from netshrink.prune import DSDConfig, dsd_train, masks
 from netshrink.prune import dsd as dsd_module
 from netshrink.train import TrainConfig, TrainResult

@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from netshrink.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from netshrink.errors import NetshrinkError
 from netshrink.models import create
 from netshrink.prune import (
@@ -21,6 +20,7 @@ from netshrink.prune import (
     remove_masks_,
     restore_masks_,
 )
+from netshrink.runs.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from netshrink.train import TrainConfig, TrainResult, train
 from tests.prune.conftest import expected_density, nonzero_fraction
 

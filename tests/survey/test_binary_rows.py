@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from netshrink.binarize import is_binary
-from netshrink.binarize.packed import to_packed
 from netshrink.data import load_dataset
+from netshrink.engine.packed import to_packed
 from netshrink.nsz import compression_report, read_nsz, unpack
 from netshrink.train import evaluate
 

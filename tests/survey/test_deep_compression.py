@@ -7,9 +7,8 @@ import yaml
 from netshrink.data import load_dataset
 from netshrink.errors import NetshrinkError
 from netshrink.nsz import compression_report, read_nsz, unpack
-from netshrink.recipe import load_recipe, parse_recipe
+from netshrink.runs.recipe import SHIPPED
 from netshrink.survey import SurveyConfig, SurveyContext
-from netshrink.survey.deep_compression import FALLBACK_RECIPES, RECIPES, shipped_recipe
 from netshrink.train import evaluate
 
 COMPRESSED = ("lenet5_pruned", "lenet5_pq", "lenet5_dc", "squeezenet1_0_dc")
@@ -50,7 +49,7 @@ def test_compressed_rows_are_their_files(quick_survey, rows):
 
 
 def _recipe(name):
-    return yaml.safe_load((RECIPES / f"{name}.yaml").read_text())["stages"]
+    return yaml.safe_load((SHIPPED / f"{name}.yaml").read_text())["stages"]
 
 
 def test_pruned_layers_have_the_recipes_densities(quick_survey):
@@ -110,15 +109,6 @@ def test_figures_are_listed_and_embedded(quick_survey):
     for figure in figures.values():
         assert figure["title"] in quick_survey.html
         assert (quick_survey.out / figure["file"]).read_bytes().startswith(b"\x89PNG")
-
-
-@pytest.mark.parametrize("name", sorted(FALLBACK_RECIPES))
-def test_fallback_recipes_equal_the_shipped_files(name, monkeypatch):
-    shipped = load_recipe(RECIPES / f"{name}.yaml").to_dict()
-    fallback = parse_recipe(FALLBACK_RECIPES[name]).to_dict()
-    assert (fallback["name"], fallback["stages"]) == (shipped["name"], shipped["stages"])
-    monkeypatch.setattr("netshrink.survey.deep_compression.RECIPES", RECIPES / "missing")
-    assert shipped_recipe(name).to_dict()["stages"] == shipped["stages"]
 
 
 def test_figures_need_a_unique_plain_key(tmp_path):

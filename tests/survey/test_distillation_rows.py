@@ -4,8 +4,8 @@ import pytest
 import torch
 import yaml
 
-from netshrink.checkpoint import load_checkpoint
 from netshrink.data import load_dataset
+from netshrink.runs.checkpoint import load_checkpoint
 from netshrink.train import evaluate
 
 DISTILL = ("mlp_teacher", "mlp2x800_alone", "mlp2x800_distilled", "mlp2x30_alone",

@@ -6,9 +6,9 @@ import statistics
 import pytest
 import torch
 
-from netshrink.checkpoint import load_checkpoint
 from netshrink.errors import NetshrinkError
 from netshrink.models import create
+from netshrink.runs.checkpoint import load_checkpoint
 from netshrink.sweep import Group, SweepConfig, TrialOutcome, parse_params, summarize
 from netshrink.sweep.studies import plan
 from netshrink.sweep.trials import train_trial

@@ -2,10 +2,16 @@
 
 ``binarize_(model, BinarizeConfig(mode="xnor"))`` turns a network's layers binary for
 training; :func:`binary_layers` reads their 1-bit weights and scales (what ``.nsz`` stores);
-:mod:`netshrink.binarize.packed` runs them with the bit-packed CPU kernels.
+:mod:`netshrink.engine.packed` runs them with the bit-packed CPU kernels.
 """
 
-from netshrink.binarize.binarize import BinarizeConfig, BinaryWeights, binarize_, binary_layers
+from netshrink.binarize.binarize import (
+    BinarizeConfig,
+    BinaryWeights,
+    binarize_,
+    binary_layers,
+    rebinarize_,
+)
 from netshrink.binarize.functions import (
     binary_sign,
     filter_scale,
@@ -13,7 +19,7 @@ from netshrink.binarize.functions import (
     input_scale_linear,
     sign,
 )
-from netshrink.binarize.layers import MODES, BinaryConv2d, BinaryLinear, is_binary
+from netshrink.binarize.modules import MODES, BinaryConv2d, BinaryLinear, is_binary
 
 __all__ = [
     "MODES",
@@ -28,5 +34,6 @@ __all__ = [
     "input_scale_conv2d",
     "input_scale_linear",
     "is_binary",
+    "rebinarize_",
     "sign",
 ]

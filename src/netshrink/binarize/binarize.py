@@ -14,6 +14,8 @@ is >= 0 and its sign is always +1, so the registered networks that support it ta
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,11 +23,11 @@ import numpy as np
 from torch import nn
 
 from netshrink.binarize.functions import filter_scale
-from netshrink.binarize.layers import MODES, BinaryConv2d, BinaryLinear, is_binary
+from netshrink.binarize.modules import MODES, BinaryConv2d, BinaryLinear, is_binary
 from netshrink.errors import NetshrinkError
-from netshrink.layers import compressible_layers, match_patterns
+from netshrink.layer_patterns import compressible_layers, match_patterns
 
-__all__ = ["BinarizeConfig", "BinaryWeights", "binarize_", "binary_layers"]
+__all__ = ["BinarizeConfig", "BinaryWeights", "binarize_", "binary_layers", "rebinarize_"]
 
 
 def _patterns(key: str, value: Any) -> list[str]:
@@ -144,6 +146,43 @@ def binarize_(model: nn.Module, config: BinarizeConfig) -> BinarizeConfig:
         input_scale=config.input_scale,
         clip=config.clip,
     )
+
+
+def rebinarize_(
+    model: nn.Module, resolved: Sequence[BinarizeConfig], *, source: str = "the file"
+) -> nn.Module:
+    """Make ``model``'s binary layers exactly those of ``resolved``, in place.
+
+    ``resolved`` are configs returned by :func:`binarize_` (explicit layer names), as a
+    checkpoint or an ``.nsz`` header records them; ``source`` names that record in errors.
+    Layers already binary alike are kept (a skeleton the caller binarized); a layer binary
+    in one but not the other, or binarized differently, is an error, since the stored
+    weights would compute something else. Everything is checked before anything changes.
+    """
+    layers = compressible_layers(model)
+    wanted = {name: config for config in resolved for name in config.layers}
+    for name in wanted:
+        if name not in layers:
+            raise NetshrinkError(
+                f"{source} binarizes layer {name!r}; the model has no Conv2d/Linear of that name"
+            )
+    for name, layer in layers.items():
+        if not is_binary(layer):
+            continue
+        if name not in wanted:
+            raise NetshrinkError(f"layer {name!r} is binary in the model but not in {source}")
+        for key in ("mode", "input_scale", "clip"):
+            if getattr(layer, key) != getattr(wanted[name], key):
+                raise NetshrinkError(
+                    f"layer {name!r} is binary with {key}={getattr(layer, key)!r} in the model, "
+                    f"{key}={getattr(wanted[name], key)!r} in {source}"
+                )
+    for config in resolved:
+        todo = [name for name in config.layers if not is_binary(layers[name])]
+        if todo:  # an empty list would mean "every layer" to binarize_
+            exact = [re.sub(r"([*?[])", r"[\1]", name) for name in todo]  # names, not patterns
+            binarize_(model, BinarizeConfig(**{**config.to_dict(), "layers": exact}))
+    return model
 
 
 @dataclass

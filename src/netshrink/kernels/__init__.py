@@ -1,6 +1,12 @@
-"""Compiled CPU kernels (numba). Leaf code: imports only numpy and numba.
+"""Compiled CPU kernels (numba). Leaf code: imports only numpy, numba (and its llvmlite) and
+each other.
 
-:mod:`netshrink.kernels.binary`: bit-packed XNOR-Net GEMM, convolution and linear layers.
+- :mod:`netshrink.kernels.binary`: bit-packed XNOR-Net GEMM, convolution and linear layers
+  (the public API and its glue), whose compiled loops are in
+  :mod:`netshrink.kernels.binary_loops`.
+- :mod:`netshrink.kernels.checks`: the input checks shared by all kernels (array type,
+  dimensions, dtype and shape, kernel-size / stride / padding pairs, clear padding bits,
+  float32-exact dot lengths), each raising a ``ValueError`` that names the argument.
 """
 
 from netshrink.kernels.binary import (

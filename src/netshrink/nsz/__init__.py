@@ -7,8 +7,9 @@ table of Deep Compression's Tables 2-5. Nothing in a file is ever executed (no p
 """
 
 from netshrink.nsz.container import NszFormatError
-from netshrink.nsz.file import EncodingConfig, NszFile, load_into, pack, parse_nsz, read_nsz, unpack
-from netshrink.nsz.report import CompressionReport, LayerRow, compression_report, render_report
+from netshrink.nsz.file import EncodingConfig, NszFile, binarize_header, pack, parse_nsz, read_nsz
+from netshrink.nsz.rebuild import load_into, skeleton, unpack
+from netshrink.nsz.summary import CompressionReport, LayerRow, compression_report, render_report
 
 __all__ = [
     "CompressionReport",
@@ -16,11 +17,13 @@ __all__ = [
     "LayerRow",
     "NszFile",
     "NszFormatError",
+    "binarize_header",
     "compression_report",
     "load_into",
     "pack",
     "parse_nsz",
     "read_nsz",
     "render_report",
+    "skeleton",
     "unpack",
 ]

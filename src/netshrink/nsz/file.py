@@ -1,4 +1,4 @@
-"""``pack`` a model into an ``.nsz`` file and ``unpack`` it back (docs/format.md).
+"""``pack`` a model into an ``.nsz`` file and parse it back (docs/format.md).
 
 What is stored per tensor of the model's ``state_dict``:
 
@@ -21,8 +21,6 @@ Reading never executes code: the header is JSON and the sections are typed array
 from __future__ import annotations
 
 import os
-import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from netshrink._atomic import atomic_write_bytes
-from netshrink.binarize import BinarizeConfig, binarize_, binary_layers, is_binary
+from netshrink.atomic import atomic_write_bytes
+from netshrink.binarize import BinarizeConfig, binary_layers, is_binary
 from netshrink.errors import NetshrinkError
-from netshrink.layers import compressible_layers, is_conv, match_patterns
+from netshrink.layer_patterns import compressible_layers, is_conv, match_patterns
 from netshrink.nsz.codec import (
     ENCODING_VERSIONS,
     EncodedTensor,
@@ -43,17 +41,15 @@ from netshrink.nsz.codec import (
     encode_raw,
     encode_shared,
     encode_sparse,
-    entry_shape,
     section_tags,
     validate_entry,
 )
 from netshrink.nsz.container import NszFormatError, read_container, write_container
 from netshrink.quantize import shared_layers
 
-__all__ = ["EncodingConfig", "NszFile", "pack", "read_nsz", "unpack"]
+__all__ = ["EncodingConfig", "NszFile", "binarize_header", "pack", "parse_nsz", "read_nsz"]
 
 FORMAT_NAME = "netshrink-nsz"
-MAX_MODEL_ELEMENTS = 1 << 30  # a declared architecture larger than this is refused
 BINARIZE_VERSION = 2  # the format version that introduced the header's "binarize"
 BINARIZE_KEYS = ("mode", "layers", "input_scale", "clip")  # of each "binarize" object
 
@@ -359,102 +355,3 @@ def read_nsz(path: str | os.PathLike[str]) -> NszFile:
         raise NszFormatError(f"{path}: {exc}") from None
     except OSError as exc:
         raise NetshrinkError(f"cannot read {path}: {exc.strerror}") from None
-
-
-def _skeleton(nsz: NszFile) -> nn.Module:
-    from netshrink.models import create  # models are only needed to rebuild by name
-
-    if nsz.model_name is None:
-        raise NetshrinkError(
-            "the file names no registered architecture; pass the model skeleton "
-            "(unpack(path, model=...))"
-        )
-    with torch.device("meta"), warnings.catch_warnings():  # allocate nothing until checked
-        warnings.simplefilter("ignore")  # e.g. "zero-element tensors" for num_classes=0
-        try:
-            model = create(nsz.model_name, **nsz.model_args)
-        except NetshrinkError as exc:
-            raise NszFormatError(f"cannot rebuild the architecture: {exc}") from None
-        except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
-            raise NszFormatError(f"cannot rebuild {nsz.model_name!r}: {exc}") from None
-    total = sum(t.numel() for t in model.state_dict().values())
-    if total > MAX_MODEL_ELEMENTS:
-        raise NszFormatError(
-            f"the declared architecture has {total} values; limit {MAX_MODEL_ELEMENTS}"
-        )
-    _binarize_like(nsz, model)
-    return model
-
-
-def _binarize_like(nsz: NszFile, model: nn.Module) -> None:
-    """Make ``model``'s binary layers those of the file's ``binarize``, in place.
-
-    Layers already binary alike are kept (a skeleton the caller binarized); a layer binary
-    in one but not the other, or binarized differently, is an error, since the decoded
-    weights would compute something else. Everything is checked before anything changes.
-    """
-    layers = compressible_layers(model)
-    wanted = {name: config for config in nsz.binarize for name in config.layers}
-    for name in wanted:
-        if name not in layers:
-            raise NetshrinkError(
-                f"the file binarizes layer {name!r}; the model has no Conv2d/Linear of that name"
-            )
-    for name, layer in layers.items():
-        if not is_binary(layer):
-            continue
-        if name not in wanted:
-            raise NetshrinkError(f"layer {name!r} is binary in the model but not in the file")
-        for key in ("mode", "input_scale", "clip"):
-            if getattr(layer, key) != getattr(wanted[name], key):
-                raise NetshrinkError(
-                    f"layer {name!r} is binary with {key}={getattr(layer, key)!r} in the model, "
-                    f"{key}={getattr(wanted[name], key)!r} in the file"
-                )
-    for config in nsz.binarize:
-        todo = [name for name in config.layers if not is_binary(layers[name])]
-        if todo:  # an empty list would mean "every layer" to binarize_
-            exact = [re.sub(r"([*?[])", r"[\1]", name) for name in todo]  # names, not patterns
-            binarize_(model, BinarizeConfig(**{**config.to_dict(), "layers": exact}))
-
-
-def load_into(nsz: NszFile, model: nn.Module) -> nn.Module:
-    """Decode ``nsz`` into ``model`` (a skeleton of the same structure) and return it.
-
-    A file with binary layers binarizes the same layers of ``model`` (in place) before
-    loading the weights into them."""
-    expected = model.state_dict()
-    names = [entry["name"] for entry in nsz.entries]
-    missing = [k for k in expected if k not in set(names)]
-    extra = [k for k in names if k not in expected]
-    if missing or extra:
-        detail = f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
-        raise NetshrinkError(f"the file's tensors do not fit the model: {detail}")
-    for entry in nsz.entries:
-        want = tuple(expected[entry["name"]].shape)
-        if entry_shape(entry) != want:
-            raise NetshrinkError(
-                f"tensor {entry['name']!r} has shape {tuple(entry['shape'])} in the file, "
-                f"{want} in the model"
-            )
-    state = {}
-    for i, entry in enumerate(nsz.entries):
-        values = torch.from_numpy(nsz.tensor(i))
-        state[entry["name"]] = values.to(expected[entry["name"]].dtype)
-    _binarize_like(nsz, model)  # after decoding: a damaged file leaves the model untouched
-    # A skeleton on the meta device takes the decoded tensors as they are (no copy).
-    model.load_state_dict(state, assign=any(t.is_meta for t in expected.values()))
-    return model.eval()
-
-
-def unpack(path: str | os.PathLike[str], model: nn.Module | None = None) -> nn.Module:
-    """Rebuild the model stored in an ``.nsz`` file, in eval mode.
-
-    Without ``model`` the architecture is rebuilt from the registry name in the header;
-    with ``model`` (a skeleton of the user's own architecture) its weights are replaced.
-    """
-    nsz = read_nsz(path)
-    try:
-        return load_into(nsz, model if model is not None else _skeleton(nsz))
-    except NszFormatError as exc:
-        raise NszFormatError(f"{path}: {exc}") from None

@@ -18,7 +18,7 @@ from torch import nn
 
 from netshrink.data import Dataset
 from netshrink.errors import NetshrinkError
-from netshrink.layers import compressible_layers
+from netshrink.layer_patterns import compressible_layers
 from netshrink.prune.magnitude import (
     apply_masks_,
     compute_masks,

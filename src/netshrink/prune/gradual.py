@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from netshrink.errors import NetshrinkError
-from netshrink.layers import compressible_layers
+from netshrink.layer_patterns import compressible_layers
 from netshrink.prune.magnitude import PruneConfig, apply_masks_, compute_masks, resolve, set_masks_
 
 __all__ = ["GradualPruner", "agp_sparsity"]

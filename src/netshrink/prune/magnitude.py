@@ -26,7 +26,7 @@ from torch.utils.hooks import RemovableHandle
 
 from netshrink.data import Dataset
 from netshrink.errors import NetshrinkError
-from netshrink.layers import compressible_layers, match_patterns
+from netshrink.layer_patterns import compressible_layers, match_patterns
 from netshrink.primitives.masks import magnitude_mask, threshold_mask
 from netshrink.train import TrainConfig, TrainResult, train
 

@@ -17,9 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from netshrink._atomic import atomic_open
 from netshrink.errors import NetshrinkError
-from netshrink.layers import compressible_layers, match_patterns
+from netshrink.layer_patterns import compressible_layers, match_patterns
 from netshrink.primitives.masks import magnitude_mask
 from netshrink.prune.magnitude import MASK
 
@@ -183,12 +182,9 @@ def plot_sensitivity(result: SensitivityResult, path: str | Path) -> None:
     The image format follows the file suffix (png, svg, pdf); matplotlib's Agg canvas is
     used directly, so the global backend is left alone.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from netshrink.plots import agg_figure, save_figure  # matplotlib only when plotting
 
-    path = Path(path)
-    fig = Figure(figsize=(6.4, 4.2))
-    FigureCanvasAgg(fig)
+    fig = agg_figure(6.4, 4.2)
     ax = fig.add_subplot()
     for layer, values in result.accuracy.items():
         ax.plot(result.sparsities, values, marker="o", label=layer)
@@ -198,6 +194,4 @@ def plot_sensitivity(result: SensitivityResult, path: str | Path) -> None:
     ax.set_title("Pruning sensitivity per layer")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    with atomic_open(path, "wb") as handle:
-        fig.savefig(handle, format=fmt, dpi=110, bbox_inches="tight")
+    save_figure(fig, path)

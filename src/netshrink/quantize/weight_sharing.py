@@ -33,7 +33,7 @@ from torch import nn
 
 from netshrink.data import Dataset
 from netshrink.errors import NetshrinkError
-from netshrink.layers import compressible_layers, is_conv, match_patterns
+from netshrink.layer_patterns import compressible_layers, is_conv, match_patterns
 from netshrink.quantize.codebook import SharedLayer, cluster_weights
 from netshrink.train import TrainConfig, TrainResult, train
 

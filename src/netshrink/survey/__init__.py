@@ -8,6 +8,7 @@ from netshrink.survey import (  # noqa: F401  (registers the entries)
     architectures,
     binary,
     deep_compression,
+    dense_sparse_dense,
     distillation,
 )
 from netshrink.survey.context import SurveyConfig, SurveyContext
@@ -19,7 +20,7 @@ from netshrink.survey.registry import (
     register_entry,
 )
 from netshrink.survey.report import render_rows, render_table1, write_report
-from netshrink.survey.runner import SurveyResult, SurveyRow, run_survey
+from netshrink.survey.survey import SurveyResult, SurveyRow, run_survey
 
 __all__ = [
     "Figure",

@@ -15,7 +15,7 @@ from typing import Any
 
 from netshrink.survey.context import SurveyContext
 from netshrink.survey.registry import Measured, SurveyEntry, register_entry
-from netshrink.sweep.report import SweepRow, size_accuracy_plot
+from netshrink.sweep.results import SweepRow, size_accuracy_plot
 
 SQUEEZENET_TRAIN = {"lr": 2e-4}
 

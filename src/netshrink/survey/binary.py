@@ -5,7 +5,7 @@ order (BatchNorm → activation → conv → pool), are trained in float: that i
 row. BWN and XNOR rows binarize a copy of it (first and last layers real, as in the paper),
 fine-tune it for the survey's epochs, and store it in an ``.nsz`` file at 1 bit per binary
 weight. Each binary row is the model read back from its file, run by the packed engine
-(:func:`netshrink.binarize.packed.to_packed`): XNOR layers on the bit-packed popcount
+(:func:`netshrink.engine.to_packed`): XNOR layers on the bit-packed popcount
 kernels, everything else in float. BWN layers keep real-valued inputs, so the engine runs
 them in float: BWN buys size, not speed.
 
@@ -20,13 +20,14 @@ import json
 import warnings
 from pathlib import Path
 
-from netshrink._atomic import atomic_write_text, ensure_dir
+from netshrink.atomic import atomic_write_bytes, atomic_write_text, ensure_dir
 from netshrink.binarize import BinarizeConfig, binarize_
-from netshrink.binarize.packed import to_packed
-from netshrink.nsz import pack, unpack
+from netshrink.engine import to_packed
+from netshrink.nsz import unpack
+from netshrink.runs.binarize import finetune_binary
 from netshrink.survey.context import SurveyContext
 from netshrink.survey.registry import Measured, SurveyEntry, register_entry
-from netshrink.train import evaluate, train
+from netshrink.train import evaluate
 
 __all__ = ["NETWORKS"]
 
@@ -70,19 +71,23 @@ def _run_binary(net: str, mode: str):
         data = ctx.dataset(model_name, ctx.model_args(_float_key(net)))
         model = copy.deepcopy(source)
         resolved = binarize_(model, BinarizeConfig(mode=mode))
-        before = evaluate(model.eval(), data.test)["top1"]
         train_config = ctx.train_config()
-        result = train(model, data, train_config, progress=ctx.progress, desc=f"{net} {mode}")
-        key = f"{net}_{mode}"
-        path = _out(ctx) / f"{key}.nsz"
-        pack(
-            model.eval(),
-            path,
+        binary = finetune_binary(
+            model,
+            resolved,
+            data,
+            train_config,
             model_name=model_name,
             model_args=ctx.model_args(_float_key(net)),
             input_size=input_size,
             metadata={"data": ctx.config.data, "seed": ctx.config.seed},
+            describe=False,  # recorded in KEY.json beside the file
+            progress=ctx.progress,
+            desc=f"{net} {mode}",
         )
+        key = f"{net}_{mode}"
+        path = _out(ctx) / f"{key}.nsz"
+        atomic_write_bytes(path, binary.nsz)
         stored = unpack(path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the fallbacks are in the notes
@@ -91,8 +96,8 @@ def _run_binary(net: str, mode: str):
         record = {
             "binarize": resolved.to_dict(),
             "train": train_config.to_dict(),
-            "test_top1_binarized_before_finetuning": before,
-            "test_top1_after_finetuning": result.metrics["test_top1"],
+            "test_top1_binarized_before_finetuning": binary.binarized["top1"],
+            "test_top1_after_finetuning": binary.training.metrics["test_top1"],
             "test_top1_from_file_packed_engine": metrics["test_top1"],
             "file_bytes": path.stat().st_size,
             "engine": {n.layer: n.engine for n in engine},

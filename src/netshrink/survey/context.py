@@ -13,7 +13,8 @@ from torch import nn
 from netshrink.data import Dataset, load_dataset, native_input_size
 from netshrink.distill import DistillConfig
 from netshrink.errors import NetshrinkError
-from netshrink.runner import resolve_model, train_run
+from netshrink.runs.load import resolve_model
+from netshrink.runs.train import train_run
 from netshrink.survey.registry import Figure
 from netshrink.train import TrainConfig
 

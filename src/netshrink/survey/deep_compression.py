@@ -1,4 +1,4 @@
-"""Survey rows of Deep Compression (Han, Mao, Dally 2016) and Dense-Sparse-Dense training.
+"""Survey rows of Deep Compression (Han, Mao, Dally 2016).
 
 LeNet-5 goes through ``recipes/lenet5.yaml`` one stage at a time, and each stage is a row:
 pruned (P, fp32 values with relative indices) → pruned + quantized (P+Q, fixed-width codes)
@@ -6,8 +6,7 @@ pruned (P, fp32 values with relative indices) → pruned + quantized (P+Q, fixed
 shared through ``ctx.memo``. The rows follow the shipped recipe, tuned for the survey's
 data; the paper's densities are drawn beside them in the density figure. SqueezeNet 1.0
 gets the densities of Table 1 of the SqueezeNet paper and 6-bit weights
-(``recipes/squeezenet1_0_table1.yaml``), against AlexNet (510x in the paper). DSD (Han et
-al. 2017) retrains the LeNet-5 baseline sparse, then dense again.
+(``recipes/squeezenet1_0_table1.yaml``), against AlexNet (510x in the paper).
 
 Every compressed row is the model unpacked from its ``.nsz`` file, measured on the test
 split, and its size is the file's size. The unpacked model is dense, zeros included, so
@@ -33,26 +32,30 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from netshrink._atomic import atomic_write_text
+from netshrink.atomic import atomic_write_text
 from netshrink.data import Dataset
-from netshrink.deep_compression import CompressResult, compress
-from netshrink.layers import compressible_layers, match_patterns
+from netshrink.layer_patterns import compressible_layers, match_patterns
 from netshrink.nsz import compression_report, pack, parse_nsz, render_report, unpack
 from netshrink.prune import (
-    DSDConfig,
-    dsd_train,
     plot_sensitivity,
     render_sensitivity,
     sensitivity_scan,
 )
 from netshrink.quantize import cluster_weights, shared_layers
-from netshrink.recipe import (
+from netshrink.runs.compress import (
+    CompressResult,
+    CompressSource,
+    compress,
+    compress_run,
+    save_compress_record,
+)
+from netshrink.runs.load import Trained
+from netshrink.runs.recipe import (
     EncodeStage,
     PruneStage,
     QuantizeStage,
     Recipe,
-    load_recipe,
-    parse_recipe,
+    shipped_recipe,
 )
 from netshrink.survey.architectures import ARCHITECTURES
 from netshrink.survey.context import FULL_EPOCHS, SurveyContext
@@ -60,66 +63,7 @@ from netshrink.survey.figures import codebook_plot, density_bars, weight_histogr
 from netshrink.survey.registry import Measured, SurveyEntry, register_entry
 from netshrink.train import TrainConfig, evaluate
 
-__all__ = ["FALLBACK_RECIPES", "RECIPES", "shipped_recipe"]
-
-RECIPES = Path(__file__).resolve().parents[3] / "recipes"  # the repository's (src layout)
-
-# The shipped recipes, for an installation without the repository (a test checks that
-# they parse to the same recipes as the files).
-FALLBACK_RECIPES: dict[str, dict[str, Any]] = {
-    "lenet5": {
-        "name": "lenet5-deep-compression",
-        "stages": [
-            {
-                "prune": {
-                    "sparsity": {"conv1": 0.34, "conv2": 0.9, "fc1": 0.935, "fc2": 0.81},
-                    "rounds": 3,
-                    "retrain": {"epochs": 10, "lr": 0.001},
-                }
-            },
-            {
-                "quantize": {
-                    "bits": {"conv1": 5},
-                    "conv_bits": 8,
-                    "fc_bits": 5,
-                    "finetune": {"epochs": 8, "lr": 0.0002},
-                }
-            },
-            {
-                "encode": {
-                    "conv_index_bits": 8,
-                    "fc_index_bits": 5,
-                    "huffman": True,
-                    "float16": True,
-                }
-            },
-        ],
-    },
-    "squeezenet1_0_table1": {
-        "name": "squeezenet1_0-table1",
-        "stages": [
-            {
-                "prune": {
-                    "sparsity": {
-                        "*fire[2-5].expand3x3": 0.67,
-                        "*fire6.expand1x1": 0.5,
-                        "*fire6.expand3x3": 0.67,
-                        "*fire7.squeeze": 0.5,
-                        "*fire7.expand3x3": 0.67,
-                        "*fire8.expand1x1": 0.5,
-                        "*fire8.expand3x3": 0.7,
-                        "*fire9.squeeze": 0.5,
-                        "*fire9.expand3x3": 0.7,
-                        "*conv10": 0.8,
-                    },
-                    "retrain": {"epochs": 2, "lr": 1e-4},
-                }
-            },
-            {"quantize": {"conv_bits": 6, "finetune": {"epochs": 1, "lr": 5e-5}}},
-            {"encode": {"conv_index_bits": 4, "huffman": True}},
-        ],
-    },
-}
+__all__ = ["ENTRIES"]
 
 # Deep Compression, Table 3: the fraction of LeNet-5's weights kept per layer. The
 # survey's rows follow the shipped recipe, which may be tuned away from these for the data.
@@ -127,12 +71,6 @@ LENET5_PAPER_KEPT = {"conv1": 0.66, "conv2": 0.12, "fc1": 0.08, "fc2": 0.19}
 # Sensitivity scan of LeNet-5, with the paper's conv2 and fc1 sparsities among the points.
 SENSITIVITY_SPARSITIES = (0.0, 0.25, 0.5, 0.7, 0.8, 0.88, 0.92, 0.95, 0.98)
 NO_SPEEDUP = "The unpacked model is dense (zeros multiplied): no speed-up without sparse kernels."
-
-
-def shipped_recipe(name: str) -> Recipe:
-    """``recipes/<name>.yaml`` of the repository, else its copy in :data:`FALLBACK_RECIPES`."""
-    path = RECIPES / f"{name}.yaml"
-    return load_recipe(path) if path.is_file() else parse_recipe(FALLBACK_RECIPES[name])
 
 
 def _scaled(ctx: SurveyContext, config: TrainConfig | None) -> TrainConfig | None:
@@ -191,26 +129,18 @@ def _test_metrics(model: nn.Module, data: Dataset) -> dict[str, float]:
 def _save(ctx: SurveyContext, key: str, recipe: Recipe, result: CompressResult) -> None:
     """The resolved recipe, the stage records and the per-layer table beside ``KEY.nsz``."""
     stem = _out(ctx) / key
-    atomic_write_text(f"{stem}.recipe.yaml", recipe.to_yaml())
-    atomic_write_text(f"{stem}.json", json.dumps(result.to_dict(), indent=2))
+    save_compress_record(stem, recipe, result)
     atomic_write_text(f"{stem}.txt", render_report(result.report) + "\n")
 
 
 def _compress(
     ctx: SurveyContext, key: str, source: _Trained, model: nn.Module, recipe: Recipe
 ) -> CompressResult:
-    result = compress(
-        model,
-        recipe,
-        source.data,
-        path=_out(ctx) / f"{key}.nsz",
-        model_name=source.model_name,
-        model_args=source.model_args,
-        input_size=source.input_size,
-        metadata={"data": ctx.config.data, "seed": ctx.config.seed},
-        progress=ctx.progress,
-    )
-    _save(ctx, key, recipe, result)
+    trained = Trained(model, source.model_name, source.model_args, source.input_size,
+                      ctx.config.data, ctx.config.seed)  # fmt: skip
+    path = _out(ctx) / f"{key}.nsz"
+    result = compress_run(CompressSource(trained, source.data), recipe, path, progress=ctx.progress)
+    atomic_write_text(_out(ctx) / f"{key}.txt", render_report(result.report) + "\n")
     return result
 
 
@@ -432,33 +362,11 @@ def _run_squeezenet_dc(ctx: SurveyContext) -> Measured:
     return _measured(ctx, "squeezenet1_0_dc", source, notes)
 
 
-def _run_lenet5_dsd(ctx: SurveyContext) -> Measured:
-    """DSD from the trained baseline: its dense phase is the baseline's training."""
-    source = _trained(ctx, "lenet5")
-    epochs = ctx.config.train_epochs
-    config = DSDConfig(sparsity=0.3, dense_epochs=0, sparse_epochs=epochs, redense_epochs=epochs)
-    train_config = ctx.train_config(**source.train_overrides)
-    model = copy.deepcopy(source.model)
-    result = dsd_train(model, source.data, config, train_config, progress=ctx.progress)
-    model.eval()
-    record = {"config": config.to_dict(), "train": train_config.to_dict(), **result.to_dict()}
-    atomic_write_text(_out(ctx) / "lenet5_dsd.json", json.dumps(record, indent=2))
-    metrics = _test_metrics(model, source.data)
-    print(f"  lenet5_dsd: test top-1 {metrics['test_top1']:.4f}", flush=True)
-    notes = (
-        f"Dense-Sparse-Dense from the baseline: sparse phase at 30% (first conv kept) and "
-        f"re-dense phase at lr/10, {epochs} epochs each. The result is dense: it aims at "
-        "accuracy, not size or speed."
-    )
-    return Measured(model, source.input_size, metrics, notes=notes)
-
-
 ENTRIES = [
     ("lenet5_pruned", "LeNet-5 pruned", "lenet5", _run_lenet5_pruned),
     ("lenet5_pq", "LeNet-5 pruned + quantized", "lenet5", _run_lenet5_pq),
     ("lenet5_dc", "LeNet-5 Deep Compression (P+Q+H)", "lenet5", _run_lenet5_dc),
     ("squeezenet1_0_dc", "SqueezeNet 1.0 + Deep Compression", "alexnet", _run_squeezenet_dc),
-    ("lenet5_dsd", "LeNet-5 DSD", "lenet5", _run_lenet5_dsd),
 ]
 
 for _key, _label, _baseline, _run in ENTRIES:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from netshrink.distill import DistillConfig
 from netshrink.survey.context import SurveyContext
 from netshrink.survey.registry import Measured, SurveyEntry, register_entry
-from netshrink.sweep.report import SweepRow, temperature_plot
+from netshrink.sweep.results import SweepRow, temperature_plot
 
 __all__ = ["ALPHA", "MLP_EPOCHS", "STUDENTS", "TEMPERATURES"]
 

@@ -1,30 +1,16 @@
 """Figures that survey entries contribute (``ctx.add_figure``): numbers in, PNG bytes out.
 
-Drawn on matplotlib's Agg canvas directly, without pyplot's global state (as
-:func:`netshrink.prune.plot_sensitivity` does), so they are safe to make anywhere.
+Drawn on matplotlib's Agg canvas directly (:mod:`netshrink.plots`), without pyplot's
+global state, so they are safe to make anywhere.
 """
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+from netshrink.plots import agg_figure, png_bytes
 
 __all__ = ["codebook_plot", "density_bars", "weight_histograms"]
-
-
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return buf.getvalue()
 
 
 def weight_histograms(layers: dict[str, tuple[np.ndarray, np.ndarray]]) -> bytes:
@@ -34,7 +20,7 @@ def weight_histograms(layers: dict[str, tuple[np.ndarray, np.ndarray]]) -> bytes
     survivors, leaving a bimodal distribution. Log-scale counts, so that the few survivors
     of a layer pruned to 8% stay visible next to the dense layer.
     """
-    fig = _figure(5.2 * len(layers), 3.6)
+    fig = agg_figure(5.2 * len(layers), 3.6)
     for i, (name, (before, after)) in enumerate(layers.items()):
         ax = fig.add_subplot(1, len(layers), i + 1)
         before = np.asarray(before, dtype=np.float64).ravel()
@@ -51,7 +37,7 @@ def weight_histograms(layers: dict[str, tuple[np.ndarray, np.ndarray]]) -> bytes
         ax.set_ylabel("count (log scale)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def density_bars(
@@ -60,7 +46,7 @@ def density_bars(
     """Horizontal bars: the fraction of weights kept per layer; each of ``targets``
     (label -> {layer: fraction}) drawn as a set of markers."""
     names = list(density)
-    fig = _figure(6.4, 0.8 + 0.26 * len(names))
+    fig = agg_figure(6.4, 0.8 + 0.26 * len(names))
     ax = fig.add_subplot()
     y = np.arange(len(names))
     ax.barh(y, [100 * density[n] for n in names], color="C0", label="stored in the file")
@@ -86,7 +72,7 @@ def density_bars(
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize="small", loc="lower right")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def codebook_plot(weights: np.ndarray, codebooks: dict[str, np.ndarray], title: str = "") -> bytes:
@@ -97,7 +83,7 @@ def codebook_plot(weights: np.ndarray, codebooks: dict[str, np.ndarray], title: 
     """
     weights = np.asarray(weights, dtype=np.float64).ravel()
     weights = weights[weights != 0]
-    fig = _figure(7.5, 4.0)
+    fig = agg_figure(7.5, 4.0)
     ax = fig.add_subplot()
     counts, _, _ = ax.hist(weights, 120, color="C0", alpha=0.45, label="nonzero weights")
     top = float(counts.max())
@@ -121,4 +107,4 @@ def codebook_plot(weights: np.ndarray, codebooks: dict[str, np.ndarray], title: 
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    return _png(fig)
+    return png_bytes(fig)

@@ -9,14 +9,11 @@ import io
 import json
 from pathlib import Path
 
-import matplotlib
+import yaml
 
-matplotlib.use("Agg")  # no display on servers and CI
-import matplotlib.pyplot as plt  # noqa: E402
-import yaml  # noqa: E402
-
-from netshrink._atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
-from netshrink.survey.runner import SurveyResult, SurveyRow  # noqa: E402
+from netshrink.atomic import atomic_write_bytes, atomic_write_text
+from netshrink.plots import agg_figure, png_bytes
+from netshrink.survey.survey import SurveyResult, SurveyRow
 
 __all__ = ["render_table1", "render_rows", "write_report"]
 
@@ -102,13 +99,6 @@ def render_table1(table1: list[dict]) -> str:
     return _text_table(*_table1_cells(table1))
 
 
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
 MARKERS = "osD^v<>pP*Xh"
 
 
@@ -132,17 +122,19 @@ def _legend_scatter(
 
 
 def _scatter(rows: list[SurveyRow], x: str, xlabel: str) -> bytes:
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig = agg_figure(7.5, 4.2)
+    ax = fig.add_subplot()
     xs = [r.size_bytes / 2**20 if x == "size" else r.macs / 1e6 for r in rows]
     _legend_scatter(ax, rows, xs, [100 * r.top1 for r in rows], list(range(len(rows))))
     ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test top-1 (%)")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _speedup_plot(rows: list[SurveyRow]) -> bytes:
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig = agg_figure(7.5, 4.2)
+    ax = fig.add_subplot()
     styles = [i for i, r in enumerate(rows) if r.key != r.baseline]
     others = [rows[i] for i in styles]
     xs = [r.speedup_theoretical for r in others]
@@ -155,7 +147,7 @@ def _speedup_plot(rows: list[SurveyRow]) -> bytes:
     ax.set_yscale("log")
     ax.set_xlabel("theoretical speed-up (MAC ratio)")
     ax.set_ylabel("measured speed-up (batch 1 latency ratio)")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _html_table(headers: list[str], rows: list[list[str]]) -> str:

@@ -4,10 +4,10 @@ Built-in studies (:data:`STUDIES`): ``squeezenet`` (design space and bypasses) a
 ``distill`` (Hinton et al.'s MNIST experiment).
 """
 
-from netshrink.sweep.engine import Trial, TrialOutcome, run_trials, trial_key
-from netshrink.sweep.report import SweepRow, render_markdown, render_text, summarize
-from netshrink.sweep.runner import SweepResult, run_sweep
+from netshrink.sweep.parallel import Trial, TrialOutcome, run_trials, trial_key
+from netshrink.sweep.results import SweepRow, render_markdown, render_text, summarize
 from netshrink.sweep.studies import STUDIES, Group, SweepConfig, get_study, parse_params
+from netshrink.sweep.sweep import SweepResult, run_sweep
 
 __all__ = [
     "STUDIES",

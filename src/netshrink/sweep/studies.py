@@ -25,8 +25,8 @@ import torch
 from netshrink.data import native_input_size
 from netshrink.errors import NetshrinkError
 from netshrink.models import create, get_spec
-from netshrink.runner import resolve_model
-from netshrink.sweep.engine import Trial, trial_key
+from netshrink.runs.load import resolve_model
+from netshrink.sweep.parallel import Trial, trial_key
 from netshrink.train import TrainConfig
 
 __all__ = ["STUDIES", "Group", "Param", "Study", "SweepConfig", "get_study", "parse_params"]

@@ -1,6 +1,6 @@
 """Trial functions of the built-in studies; each runs in its own process (see engine).
 
-A trial trains through :func:`netshrink.runner.train_run` in its folder with ``resume``:
+A trial trains through :func:`netshrink.runs.train.train_run` in its folder with ``resume``:
 a trial whose process died mid-training continues from its last end-of-epoch checkpoint
 when the sweep runs again, and a finished run is reused as it is.
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from netshrink.checkpoint import Checkpoint
 from netshrink.distill import DistillConfig
 from netshrink.errors import NetshrinkError
 from netshrink.profile import profile
-from netshrink.runner import train_run
+from netshrink.runs.checkpoint import Checkpoint
+from netshrink.runs.train import train_run
 from netshrink.train import TrainConfig
 
 __all__ = ["distill_trial", "train_trial"]

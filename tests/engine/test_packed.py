@@ -8,7 +8,7 @@ from torch import nn
 
 import netshrink as ns
 from netshrink.binarize import BinarizeConfig, binarize_
-from netshrink.binarize.packed import PackedBinaryConv2d, PackedBinaryLinear, to_packed
+from netshrink.engine.packed import PackedBinaryConv2d, PackedBinaryLinear, to_packed
 from netshrink.errors import NetshrinkError
 
 

@@ -1,14 +1,7 @@
 """One training run from names: registry model + data spec + config → checkpoint folder.
 
-This is what ``netshrink train`` and the survey call. How a model meets the data:
-
-- ``num_classes`` and ``in_chans`` come from the data unless given.
-- Models with a fixed input (the LeNets) get the data resized to their input size.
-- ImageNet-shape families get ``small_input=True`` when the images are smaller than
-  64 px on a side and the caller did not choose; the choice is recorded in the
-  checkpoint's model arguments, so the checkpoint rebuilds exactly. Images smaller than
-  28 px (the 8x8 digits) are resized up to 28 px, the smallest side every small-input
-  stem handles.
+:func:`train_run` is what ``netshrink train`` and ``netshrink distill``, the survey and the
+sweeps call; how the model meets the data is :func:`netshrink.runs.load.resolve_model`.
 """
 
 from __future__ import annotations
@@ -25,90 +18,17 @@ import torch
 import yaml
 from torch import nn
 
-from netshrink._atomic import atomic_write_text, ensure_dir
+from netshrink.atomic import atomic_write_text, ensure_dir
 from netshrink.binarize import BinarizeConfig, binarize_
-from netshrink.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from netshrink.runs.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from netshrink.runs.load import load_trained, resolve_model
 from netshrink.data import Dataset, load_dataset, native_input_size
 from netshrink.distill import DistillConfig, check_teachers, distill
 from netshrink.errors import NetshrinkError
 from netshrink.models import create, get_spec
 from netshrink.train import TrainConfig, train
 
-__all__ = [
-    "MIN_SIDE",
-    "SMALL_INPUT_SIDE",
-    "RunResult",
-    "Trained",
-    "is_nsz",
-    "load_trained",
-    "resolve_model",
-    "train_run",
-]
-
-SMALL_INPUT_SIDE = 64  # below this side, ImageNet stems would shrink the map to nothing
-MIN_SIDE = 28  # smallest side every small-input stem handles
-
-
-def resolve_model(
-    name: str, data_size: tuple[int, int, int], args: dict[str, Any]
-) -> tuple[dict[str, Any], tuple[int, int, int]]:
-    """Model arguments and the input size the data must be delivered at.
-
-    Returns ``(model_args, input_size)`` for data whose native size is ``data_size``;
-    the caller adds ``num_classes`` from the data.
-    """
-    spec = get_spec(name)
-    args = dict(args)
-    chans, height, width = data_size
-    args.setdefault("in_chans", chans)
-    if spec.supports_small_input:
-        args.setdefault("small_input", min(height, width) < SMALL_INPUT_SIDE)
-        return args, (args["in_chans"], max(height, MIN_SIDE), max(width, MIN_SIDE))
-    return args, (args["in_chans"], spec.input_size[1], spec.input_size[2])
-
-
-@dataclass
-class Trained:
-    """A trained network read back from a checkpoint (``model.pt``) or an ``.nsz`` file."""
-
-    model: nn.Module
-    model_name: str
-    model_args: dict[str, Any]
-    input_size: tuple[int, int, int]
-    data: str  # data spec it was trained on ("" when the file does not say)
-    seed: int
-
-
-def is_nsz(path: str | os.PathLike[str]) -> bool:
-    from netshrink.nsz.container import MAGIC
-
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(len(MAGIC)) == MAGIC
-    except OSError:
-        return False
-
-
-def load_trained(path: str | os.PathLike[str]) -> Trained:
-    """Read a checkpoint or an ``.nsz`` file (told apart by the file's magic bytes)."""
-    if is_nsz(path):
-        from netshrink.nsz import load_into, read_nsz
-        from netshrink.nsz.file import _skeleton
-
-        nsz = read_nsz(path)
-        model = load_into(nsz, _skeleton(nsz))
-        if nsz.input_size is None or len(nsz.input_size) != 3:
-            raise NetshrinkError(f"{path} does not record the model's input size")
-        meta = nsz.metadata
-        seed = meta.get("seed", 0) if isinstance(meta.get("seed", 0), int) else 0
-        data = meta.get("data", "") if isinstance(meta.get("data", ""), str) else ""
-        size = tuple(nsz.input_size)
-        return Trained(model, nsz.model_name, dict(nsz.model_args), size, data, seed)
-    ckpt = load_checkpoint(path)
-    seed = ckpt.config.get("train", {}).get("seed", 0)
-    size = tuple(ckpt.input_size)
-    return Trained(ckpt.build(), ckpt.model_name, dict(ckpt.model_args), size, ckpt.data, seed)
-
+__all__ = ["RunResult", "train_run"]
 
 def _file_sha256(path: Path) -> str:
     digest = hashlib.sha256()

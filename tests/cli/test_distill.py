@@ -6,10 +6,10 @@ import pytest
 import torch
 import yaml
 
-from netshrink.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from netshrink.cli import main
 from netshrink.models import create
-from tests.cli_helpers import one_line_error, run
+from netshrink.runs.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from tests.cli.helpers import one_line_error, run
 
 
 def _train_teacher(out, seed):

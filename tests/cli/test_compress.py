@@ -5,7 +5,7 @@ import json
 import pytest
 
 from netshrink.cli import main
-from tests.cli_helpers import one_line_error, run
+from tests.cli.helpers import one_line_error, run
 
 RECIPE = """
 name: test
@@ -83,7 +83,7 @@ def test_bad_input_gets_one_line_errors_and_leaves_no_file(capsys, tmp_path, tra
     one_line_error(code, err, "CHECKPOINT or --model")
 
     # Interrupted while compressing: no .nsz, no temporary file left behind.
-    import netshrink.deep_compression as compress_module
+    import netshrink.runs.compress as compress_module
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt

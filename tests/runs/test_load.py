@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from netshrink.models import create, list_models
-from netshrink.runner import resolve_model
+from netshrink.runs.load import resolve_model
 
 
 @pytest.mark.parametrize("name", list_models())

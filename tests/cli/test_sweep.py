@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.cli_helpers import one_line_error, run
+from tests.cli.helpers import one_line_error, run
 
 
 def test_squeezenet_sweep_writes_table_plot_and_reuses_finished_trials(capsys, tmp_path):

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from netshrink._atomic import atomic_write_bytes
+from netshrink.atomic import atomic_write_bytes
+from netshrink.binarize import BinarizeConfig, rebinarize_
 from netshrink.errors import NetshrinkError
 from netshrink.models import create
 
@@ -48,11 +49,9 @@ class Checkpoint:
         """The model with its trained weights, in eval mode (binary layers rebuilt binary)."""
         model = create(self.model_name, **self.model_args)
         if self.binarize:
-            from netshrink.binarize import BinarizeConfig, binarize_
-
             groups = self.binarize if isinstance(self.binarize, list) else [self.binarize]
-            for group in groups:
-                binarize_(model, BinarizeConfig.from_dict(group))
+            configs = [BinarizeConfig.from_dict(group) for group in groups]
+            rebinarize_(model, configs, source="the checkpoint")
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:

@@ -20,18 +20,18 @@ from __future__ import annotations
 
 import copy
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from netshrink.binarize.functions import filter_scale, input_scale_conv2d, input_scale_linear
-from netshrink.binarize.layers import BinaryConv2d, BinaryLinear, is_binary
+from netshrink.binarize.modules import BinaryConv2d, BinaryLinear, is_binary
+from netshrink.engine.registry import Engine, EngineNote, register_engine
 from netshrink.errors import NetshrinkError
 from netshrink.kernels import binary as kernels
 
-__all__ = ["EngineNote", "PackedBinaryConv2d", "PackedBinaryLinear", "to_packed"]
+__all__ = ["PackedBinaryConv2d", "PackedBinaryLinear", "to_packed"]
 
 
 def _numpy(t: Tensor | None) -> np.ndarray | None:
@@ -97,15 +97,6 @@ class PackedBinaryLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, packed"
 
 
-@dataclass(frozen=True)
-class EngineNote:
-    """Where one binary layer runs under the packed engine, and why."""
-
-    layer: str
-    engine: str  # "packed" or "float"
-    reason: str = ""
-
-
 def _why_float(layer: nn.Module) -> str:
     if layer.mode != "xnor":
         return "bwn: real-valued inputs, nothing to popcount"
@@ -156,3 +147,8 @@ def to_packed(model: nn.Module, *, warn: bool = True) -> tuple[nn.Module, list[E
             stacklevel=2,
         )
     return packed, notes
+
+
+register_engine(
+    Engine("packed", "XNOR layers on the bit-packed popcount kernels, the rest float", to_packed)
+)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import yaml
 
-from netshrink._atomic import atomic_write_text, ensure_dir
+from netshrink.atomic import atomic_write_text, ensure_dir
 from netshrink.errors import NetshrinkError
-from netshrink.sweep.engine import TrialOutcome, run_trials
-from netshrink.sweep.report import SweepRow, summarize, write_outputs
+from netshrink.sweep.parallel import TrialOutcome, run_trials
+from netshrink.sweep.results import SweepRow, summarize, write_outputs
 from netshrink.sweep.studies import SweepConfig, plan
 
 __all__ = ["SweepResult", "run_sweep"]

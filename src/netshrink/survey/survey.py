@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from netshrink._atomic import ensure_dir
+from netshrink.atomic import ensure_dir
 from netshrink.errors import NetshrinkError
 from netshrink.models import create, get_spec
 from netshrink.profile import measure_latency, measure_side_by_side, profile

@@ -17,6 +17,9 @@ A recipe maps one-to-one onto the configs of the Python API::
           fc_index_bits: 5
           huffman: true
 
+The recipes shipped in ``netshrink/recipes/`` (package data) load by name:
+``load_recipe("lenet5")``, ``netshrink compress --recipe lenet5``.
+
 Stages run in order; ``encode`` comes last (a default one is added when absent). Unknown
 keys and out-of-range values are one-line errors naming the key.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +41,16 @@ from netshrink.prune import PruneConfig
 from netshrink.quantize import WeightSharingConfig
 from netshrink.train import TrainConfig
 
-__all__ = ["EncodeStage", "PruneStage", "QuantizeStage", "Recipe", "load_recipe", "parse_recipe"]
+__all__ = [
+    "EncodeStage",
+    "PruneStage",
+    "QuantizeStage",
+    "Recipe",
+    "load_recipe",
+    "parse_recipe",
+    "shipped_recipe",
+    "shipped_recipes",
+]
 
 
 @dataclass
@@ -195,19 +208,43 @@ def _stage(cls: type, where: str, **kwargs: Any) -> Any:
         raise NetshrinkError(f"recipe: {where}: {exc}") from None
 
 
+SHIPPED = resources.files("netshrink") / "recipes"  # package data: the shipped recipes
+
+
+def shipped_recipes() -> list[str]:
+    """Names of the recipes shipped with netshrink (``lenet5``, ``squeezenet1_0_table1`` ...)."""
+    return sorted(p.name.removesuffix(".yaml") for p in SHIPPED.iterdir() if p.name.endswith(".yaml"))
+
+
+def shipped_recipe(name: str) -> Recipe:
+    """The shipped recipe ``name`` (package data, so it needs no repository checkout)."""
+    if name not in shipped_recipes():
+        known = ", ".join(shipped_recipes())
+        raise NetshrinkError(f"no shipped recipe {name!r} (shipped: {known})")
+    return _parse_text((SHIPPED / f"{name}.yaml").read_text(), f"recipe {name}")
+
+
 def load_recipe(path: str | os.PathLike[str]) -> Recipe:
-    """Read and validate a YAML recipe file."""
+    """Read and validate a YAML recipe file, or a shipped recipe by name (``lenet5``)."""
     path = Path(path)
     if not path.is_file():
+        if not path.suffix and len(path.parts) == 1 and str(path) in shipped_recipes():
+            return shipped_recipe(str(path))
         raise NetshrinkError(f"recipe {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
-        raise NetshrinkError(f"recipe {path} is not valid YAML: {first}") from None
+        text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise NetshrinkError(f"cannot read recipe {path}: {exc}") from None
+    return _parse_text(text, f"recipe {path}")
+
+
+def _parse_text(text: str, where: str) -> Recipe:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
+        raise NetshrinkError(f"{where} is not valid YAML: {first}") from None
     try:
         return parse_recipe(data)
     except NetshrinkError as exc:
-        raise NetshrinkError(f"{path}: {exc}") from None
+        raise NetshrinkError(f"{where.removeprefix('recipe ')}: {exc}") from None

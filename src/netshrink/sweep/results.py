@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import json
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
-from netshrink._atomic import atomic_write_bytes, atomic_write_text
-from netshrink.sweep.engine import TrialOutcome
+from netshrink.atomic import atomic_write_bytes, atomic_write_text
+from netshrink.plots import agg_figure, png_bytes
+from netshrink.sweep.parallel import TrialOutcome
 from netshrink.sweep.studies import Group, SweepConfig, get_study
 
 __all__ = [
@@ -148,16 +145,9 @@ def render_markdown(rows: list[SweepRow]) -> str:
     return "\n".join(lines)
 
 
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return buf.getvalue()
-
-
 def size_accuracy_plot(rows: list[SweepRow], title: str) -> bytes:
     """Paper Fig. 3: model size (fp32 MB) against accuracy, one point per configuration."""
-    fig = Figure(figsize=(6.4, 4.4))
-    FigureCanvasAgg(fig)
+    fig = agg_figure(6.4, 4.4)
     ax = fig.add_subplot(1, 1, 1)
     for row in rows:
         if row.error_mean is None or row.weight_bytes is None:
@@ -170,13 +160,12 @@ def size_accuracy_plot(rows: list[SweepRow], title: str) -> bytes:
     ax.set_ylabel("test top-1 (%)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def temperature_plot(rows: list[SweepRow], title: str) -> bytes:
     """Test error against temperature per student, with the student alone and the teacher."""
-    fig = Figure(figsize=(6.4, 4.4))
-    FigureCanvasAgg(fig)
+    fig = agg_figure(6.4, 4.4)
     ax = fig.add_subplot(1, 1, 1)
     teacher = next((r for r in rows if r.role == "teacher" and r.error_mean is not None), None)
     series: dict[tuple[str, float], list[SweepRow]] = {}
@@ -208,7 +197,7 @@ def temperature_plot(rows: list[SweepRow], title: str) -> bytes:
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def sweep_plot(config: SweepConfig, rows: list[SweepRow]) -> bytes:

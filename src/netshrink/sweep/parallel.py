@@ -26,7 +26,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from netshrink._atomic import atomic_write_text, ensure_dir
+from netshrink.atomic import atomic_write_text, ensure_dir
 
 __all__ = ["Trial", "TrialOutcome", "run_trials", "trial_key"]
 

@@ -3,13 +3,39 @@ from pathlib import Path
 import pytest
 import yaml
 
-from netshrink.deep_compression import check_recipe, compress
 from netshrink.errors import NetshrinkError
 from netshrink.models import create
 from netshrink.nsz import unpack
-from netshrink.recipe import EncodeStage, PruneStage, QuantizeStage, load_recipe, parse_recipe
+from netshrink.runs.compress import check_recipe, compress
+from netshrink.runs.recipe import (
+    EncodeStage,
+    PruneStage,
+    QuantizeStage,
+    load_recipe,
+    parse_recipe,
+    shipped_recipe,
+    shipped_recipes,
+)
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"  # the repository's link to them
+
+
+def test_recipes_ship_as_package_data_and_load_by_name(tmp_path, monkeypatch):
+    names = shipped_recipes()
+    assert {"lenet5", "lenet300_100", "squeezenet1_0_table1"} <= set(names)
+    # Read from the installed package, not the repository: the same recipes as the files.
+    assert names == sorted(p.stem for p in RECIPES.glob("*.yaml"))
+    monkeypatch.chdir(tmp_path)  # no recipes/ folder here
+    for name in names:
+        by_name = load_recipe(name).to_dict()
+        assert by_name == shipped_recipe(name).to_dict() == load_recipe(RECIPES / f"{name}.yaml").to_dict()
+    with pytest.raises(NetshrinkError, match="no shipped recipe 'lenet6'.*lenet5"):
+        shipped_recipe("lenet6")
+    with pytest.raises(NetshrinkError, match="recipe lenet6 does not exist"):
+        load_recipe("lenet6")
+    (tmp_path / "lenet5").write_text("stages: [{prune: {sparsity: {'*': 2.0}}}]")
+    with pytest.raises(NetshrinkError, match="^lenet5: "):  # a file of that name comes first
+        load_recipe("lenet5")
 
 
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)

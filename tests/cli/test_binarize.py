@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from netshrink.binarize import is_binary
-from netshrink.checkpoint import load_checkpoint
 from netshrink.cli import main
 from netshrink.nsz import unpack
-from tests.cli_helpers import one_line_error, run
+from netshrink.runs.checkpoint import load_checkpoint
+from tests.cli.helpers import one_line_error, run
 
 
 @pytest.fixture(scope="module")

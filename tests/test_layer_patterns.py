@@ -2,7 +2,7 @@ import pytest
 from torch import nn
 
 from netshrink.errors import NetshrinkError
-from netshrink.layers import compressible_layers, match_patterns
+from netshrink.layer_patterns import compressible_layers, match_patterns
 from netshrink.models import create
 
 

@@ -4,11 +4,17 @@ Han, Mao, Dally (2016): prune (with retraining) → trained quantization (k-mean
 sharing with centroid fine-tuning) → Huffman-coded sparse storage. Each stage is a call
 into the public API (:mod:`netshrink.prune`, :mod:`netshrink.quantize`,
 :mod:`netshrink.nsz`); this module only sequences them and records what each did.
+
+:func:`compress_run` is the run ``netshrink compress`` and the survey make: compress, then
+write the file with its resolved recipe and stage record beside it. What to compress comes
+from :func:`checkpoint_source` (a trained file) or :func:`model_source` (a registry model).
 """
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,16 +22,28 @@ import torch
 from torch import nn
 
 from netshrink.binarize import is_binary
-from netshrink.data import Dataset
+from netshrink.atomic import atomic_write_text
+from netshrink.data import Dataset, load_dataset, native_input_size
 from netshrink.errors import NetshrinkError
-from netshrink.layers import compressible_layers, match_patterns
+from netshrink.models import create, get_spec
+from netshrink.layer_patterns import compressible_layers, match_patterns
 from netshrink.nsz import CompressionReport, compression_report, pack, parse_nsz
 from netshrink.prune import layer_density, prune_, prune_and_retrain
 from netshrink.quantize import finetune_shared, share_weights_
-from netshrink.recipe import EncodeStage, PruneStage, QuantizeStage, Recipe
+from netshrink.runs.load import Trained, load_trained, resolve_model
+from netshrink.runs.recipe import EncodeStage, PruneStage, QuantizeStage, Recipe
 from netshrink.train import evaluate
 
-__all__ = ["CompressResult", "check_recipe", "compress"]
+__all__ = [
+    "CompressResult",
+    "CompressSource",
+    "check_recipe",
+    "checkpoint_source",
+    "compress",
+    "compress_run",
+    "model_source",
+    "save_compress_record",
+]
 
 
 @dataclass
@@ -147,3 +165,91 @@ def _round_like_file_(model: nn.Module, blob: bytes) -> None:
     for i, entry in enumerate(nsz.entries):
         if entry["encoding"] == "raw" and entry["storage"] == "float16":
             state[entry["name"]].copy_(torch.from_numpy(nsz.tensor(i)))
+
+
+@dataclass
+class CompressSource:
+    """What to compress: the network with its registry identity, and the retraining data
+    (None: post-training compression of the weights at hand)."""
+
+    trained: Trained
+    data: Dataset | None
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What the file's header records of the source."""
+        return {"data": self.data.spec if self.data is not None else "", "seed": self.trained.seed}
+
+
+def checkpoint_source(
+    path: str | os.PathLike[str], data: str | None = None, *, limit: int | None = None
+) -> CompressSource:
+    """A trained checkpoint or ``.nsz`` file, with ``data`` (default: the data it was
+    trained on; ``"none"``: no retraining)."""
+    trained = load_trained(path)
+    spec = data if data is not None else (trained.data or "none")
+    dataset = None if spec == "none" else trained.load_data(spec, limit=limit)
+    return CompressSource(trained, dataset)
+
+
+def model_source(
+    name: str,
+    model_args: dict[str, Any] | None = None,
+    data: str | None = None,
+    *,
+    input_size: tuple[int, ...] | None = None,
+    limit: int | None = None,
+) -> CompressSource:
+    """Registry model ``name`` with seed-0 weights: sized to ``data`` when given (its
+    classes and channels), else to ``input_size`` ((C, H, W) or (H, W); default the
+    model's published input)."""
+    model_args = dict(model_args or {})
+    dataset = None
+    if data is not None and data != "none":
+        if input_size is not None:
+            raise NetshrinkError("an input size goes with no data: the data sets the input")
+        model_args, size = resolve_model(name, native_input_size(data), model_args)
+        dataset = load_dataset(data, input_size=size, seed=0, limit=limit)
+        model_args.setdefault("num_classes", dataset.num_classes)
+    else:
+        size = get_spec(name).input_size
+        if input_size is not None:
+            size = tuple(input_size) if len(input_size) == 3 else (size[0], *input_size)
+            model_args.setdefault("in_chans", size[0])
+    torch.manual_seed(0)
+    model = create(name, **model_args)
+    return CompressSource(Trained(model, name, model_args, tuple(size), "", 0), dataset)
+
+
+def save_compress_record(stem: str | os.PathLike[str], recipe: Recipe, result: CompressResult) -> None:
+    """``STEM.recipe.yaml`` (the resolved recipe) and ``STEM.json`` (stages, metrics, the
+    per-layer table) beside a compressed file."""
+    atomic_write_text(f"{stem}.recipe.yaml", recipe.to_yaml())
+    atomic_write_text(f"{stem}.json", json.dumps(result.to_dict(), indent=2))
+
+
+def compress_run(
+    source: CompressSource,
+    recipe: Recipe,
+    path: str | os.PathLike[str],
+    *,
+    metadata: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> CompressResult:
+    """Compress ``source.trained.model`` (in place) with ``recipe``; write ``path`` and
+    its record (:func:`save_compress_record`). ``metadata`` defaults to the source's."""
+    path = Path(path)
+    trained = source.trained
+    result = compress(
+        trained.model,
+        recipe,
+        source.data,
+        path=path,
+        model_name=trained.model_name,
+        model_args=trained.model_args,
+        input_size=trained.input_size,
+        metadata=source.metadata if metadata is None else metadata,
+        progress=progress,
+    )
+    save_compress_record(path.with_suffix(""), recipe, result)
+    return result

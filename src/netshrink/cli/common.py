@@ -1,0 +1,154 @@
+"""What the commands share: the one-line-error parser, flags that map onto config
+dataclasses, and the notes said on stderr.
+
+Flags that map onto a config dataclass default to None, and only the flags given are
+passed on, so the dataclass's defaults are the one source of truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from typing import Any, NoReturn, TypeVar
+
+from netshrink.errors import NetshrinkError
+
+__all__ = [
+    "OneLineErrorParser",
+    "add_binarize_flags",
+    "add_train_flags",
+    "binarize_config",
+    "given",
+    "parse_input_size",
+    "say_float_layers",
+    "split_name",
+    "train_config",
+    "with_given",
+    "xnor_order_note",
+]
+
+T = TypeVar("T")
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse that reports usage errors on one line, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def parse_input_size(text: str) -> tuple[int, ...]:
+    """``"3x224x224"`` → (3, 224, 224); ``"224x224"`` or ``"224"`` → (H, W)."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        dims = ()
+    if len(dims) == 1:
+        dims = (dims[0], dims[0])
+    if len(dims) not in (2, 3) or any(d < 1 or d > 65536 for d in dims):
+        raise NetshrinkError(
+            f"malformed --input {text!r}: expected CxHxW, HxW or S (e.g. 3x224x224)"
+        )
+    return dims
+
+
+def split_name(text: str) -> tuple[str, list[str]]:
+    """``"mobilenet_v1:width_mult=0.5,small_input=1"`` → name and its key=value pairs."""
+    name, _, rest = text.partition(":")
+    return name, [p for p in rest.split(",") if p]
+
+
+def given(args: argparse.Namespace, fields: dict[str, str]) -> dict[str, Any]:
+    """``{field: value}`` of the flags the user gave; ``fields`` maps field → flag dest."""
+    return {f: getattr(args, dest) for f, dest in fields.items() if getattr(args, dest) is not None}
+
+
+def with_given(base: T, args: argparse.Namespace, fields: dict[str, str]) -> T:
+    """``base`` (a config dataclass) with the fields of the flags given replaced."""
+    return replace(base, **given(args, fields))
+
+
+# ---------------------------------------------------------------------------- training
+
+TRAIN_FIELDS = {
+    name: name
+    for name in (
+        "epochs",
+        "batch_size",
+        "optimizer",
+        "lr",
+        "weight_decay",
+        "schedule",
+        "augment",
+        "seed",
+    )
+}
+
+
+def add_train_flags(p: argparse.ArgumentParser) -> None:
+    """TrainConfig's flags (defaults: :class:`netshrink.train.TrainConfig`), and --limit."""
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer", choices=["sgd", "adam"])
+    p.add_argument("--schedule", choices=["cosine", "step", "constant"])
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument(
+        "--augment", action="store_true", default=None, help="light augmentation (±2 px shifts)"
+    )
+    p.add_argument("--seed", type=int)
+    p.add_argument("--limit", type=int, help="use at most N images (stratified)")
+
+
+def train_config(args: argparse.Namespace):
+    from netshrink.train import TrainConfig
+
+    return TrainConfig(**given(args, TRAIN_FIELDS))
+
+
+# ---------------------------------------------------------------------------- binarization
+
+
+def add_binarize_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--keep-real", action="append", default=[], metavar="PATTERN",
+        help="layer-name pattern kept real-valued (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--binarize-all", action="store_true", help="binarize the first and last layers too"
+    )
+    p.add_argument("--no-input-scale", action="store_true", help="xnor: scale by alpha only, no K")
+
+
+def binarize_config(args: argparse.Namespace, mode: str):
+    from netshrink.binarize import BinarizeConfig
+
+    return BinarizeConfig(
+        mode=mode,
+        exclude=args.keep_real,
+        keep_first_last=not args.binarize_all,
+        input_scale=not args.no_input_scale,
+    )
+
+
+def xnor_order_note(name: str, model_args: dict[str, Any]) -> None:
+    """Say once when XNOR layers may see only non-negative inputs (after a ReLU)."""
+    from netshrink.runs.binarize import lacks_xnor_order
+
+    if lacks_xnor_order(name, model_args):
+        print(
+            f"note: {name} is not in XNOR-Net's block order (order=xnor): a binary layer "
+            "whose inputs follow a ReLU only ever sees +1 signs (see docs/binary.md)",
+            file=sys.stderr,
+        )
+
+
+def say_float_layers(engine: str, notes: list) -> None:
+    """Name the layers an engine left to PyTorch float, once, on stderr."""
+    fallback = [n for n in notes if n.engine == "float"]
+    if fallback:
+        listed = "; ".join(f"{n.layer} ({n.reason})" for n in fallback)
+        print(f"note: {engine} engine runs {len(fallback)} binary layer(s) in float: {listed}",
+              file=sys.stderr)  # fmt: skip

@@ -1,0 +1,111 @@
+"""``netshrink compress``, ``inspect`` and ``unpack``: Deep Compression and its files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from netshrink.cli.common import parse_input_size
+from netshrink.errors import NetshrinkError
+
+__all__ = ["add_compress", "add_inspect", "add_unpack"]
+
+
+def _source(args: argparse.Namespace):
+    """The model to compress (a trained file, or a registry model) and its data."""
+    from netshrink.models import parse_model_args
+    from netshrink.runs.compress import checkpoint_source, model_source
+
+    if (args.checkpoint is None) == (args.model is None):
+        raise NetshrinkError("give either a CHECKPOINT or --model NAME")
+    if args.checkpoint is not None:
+        if args.arg or args.input:
+            raise NetshrinkError("--arg and --input go with --model, not with a checkpoint")
+        return checkpoint_source(args.checkpoint, args.data, limit=args.limit)
+    model_args = parse_model_args(args.model, args.arg)
+    if args.input and (args.data or "none") != "none":
+        raise NetshrinkError("--input sets the model's input only with --data none")
+    size = parse_input_size(args.input) if args.input else None
+    return model_source(args.model, model_args, args.data, input_size=size, limit=args.limit)
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from netshrink.atomic import ensure_dir
+    from netshrink.nsz import render_report
+    from netshrink.runs.compress import check_recipe, compress_run
+    from netshrink.runs.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    out = Path(args.out)
+    ensure_dir(out.parent)
+    source = _source(args)
+    check_recipe(source.trained.model, recipe)
+    result = compress_run(source, recipe, out, progress=not args.quiet)
+    stem = out.with_suffix("")
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    print(render_report(result.report))
+    if result.baseline:
+        before = 100 * result.baseline["test_top1"]
+        after = 100 * result.metrics["test_top1"]
+        print(
+            f"test top-1: {before:.2f}% before, {after:.2f}% after ({after - before:+.2f} points)"
+        )
+    print(f"wrote {out} ({out.stat().st_size:,} bytes), {stem}.recipe.yaml, {stem}.json")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from netshrink.nsz import compression_report, read_nsz, render_report
+
+    report = compression_report(read_nsz(args.file))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(f"{args.file}: {report.model or 'unnamed architecture'}")
+        print(render_report(report))
+    return 0
+
+
+def cmd_unpack(args: argparse.Namespace) -> int:
+    from netshrink.runs.load import unpack_to_checkpoint
+
+    ckpt = unpack_to_checkpoint(args.file, args.out)
+    kind = "binary layers kept binary" if ckpt.binarize else "dense fp32"
+    print(f"wrote {args.out} ({ckpt.model_name}, {kind})")
+    return 0
+
+
+def add_compress(sub) -> None:
+    p = sub.add_parser("compress", help="Deep Compression: run a recipe, write an .nsz file")
+    p.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT")
+    p.add_argument("--model", metavar="NAME", help="compress a registered model instead")
+    p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--input", help="model input CxHxW (with --model and --data none)")
+    p.add_argument(
+        "--recipe", required=True, metavar="FILE|NAME",
+        help="a YAML recipe, or the name of a shipped one (lenet5, squeezenet1_0_table1, ...)",
+    )  # fmt: skip
+    p.add_argument("--data", metavar="SPEC", help="data for retraining, or 'none'")
+    p.add_argument("--limit", type=int, help="use at most N images (stratified)")
+    p.add_argument("--out", required=True, metavar="FILE.nsz")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_compress)
+
+
+def add_inspect(sub) -> None:
+    p = sub.add_parser("inspect", help="per-layer compression table of an .nsz file")
+    p.add_argument("file", metavar="FILE.nsz")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inspect)
+
+
+def add_unpack(sub) -> None:
+    p = sub.add_parser("unpack", help="decode an .nsz file into a dense checkpoint")
+    p.add_argument("file", metavar="FILE.nsz")
+    p.add_argument("--out", required=True, metavar="MODEL.pt")
+    p.set_defaults(func=cmd_unpack)

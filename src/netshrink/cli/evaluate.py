@@ -1,0 +1,59 @@
+"""``netshrink eval``: accuracy and latency of a trained file on one of the engines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from netshrink.cli.common import say_float_layers
+
+__all__ = ["add_eval"]
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from netshrink.engine import get_engine
+    from netshrink.profile import measure_latency
+    from netshrink.runs.load import is_nsz, load_trained
+    from netshrink.train import evaluate
+
+    engine = get_engine(args.engine)
+    trained = load_trained(args.checkpoint)
+    data = trained.load_data(args.data)
+    model, notes = engine.prepare(trained.model, warn=False)
+    if not args.json:
+        say_float_layers(engine.name, notes)
+    result: dict[str, Any] = evaluate(model, data.test)
+    latency = measure_latency(model, trained.input_size, batch_size=1, repeats=args.repeats)
+    result.update(model=trained.model_name, data=args.data, split="test",
+                  latency_ms=latency.median_ms, engine=engine.name)  # fmt: skip
+    if notes:
+        result["packed_layers"] = [n.layer for n in notes if n.engine == engine.name]
+        result["float_layers"] = {n.layer: n.reason for n in notes if n.engine == "float"}
+    if is_nsz(args.checkpoint):
+        result["file_bytes"] = os.path.getsize(args.checkpoint)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        top5 = f", top-5 {result['top5']:.4f}" if "top5" in result else ""
+        print(
+            f"{trained.model_name} on {args.data} (test, n={result['n']}): "
+            f"top-1 {result['top1']:.4f}{top5}; latency {result['latency_ms']:.2f} ms "
+            f"(batch 1, {engine.name} engine)"
+        )
+    return 0
+
+
+def add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="accuracy and latency of a checkpoint or .nsz file")
+    p.add_argument("checkpoint", metavar="CHECKPOINT|FILE.nsz")
+    p.add_argument("--data", required=True, metavar="SPEC")
+    p.add_argument("--repeats", type=int, default=20, help="latency repeats")
+    p.add_argument(
+        "--engine", default="dense", metavar="NAME",
+        help="inference engine: dense (PyTorch float), packed (XNOR layers on the bit-packed "
+        "popcount kernels); `netshrink engines` lists them",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)

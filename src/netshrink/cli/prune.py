@@ -1,0 +1,89 @@
+"""``netshrink sensitivity`` and ``netshrink dsd``: pruning a trained network."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from netshrink.cli.common import add_train_flags, train_config, with_given
+
+__all__ = ["add_dsd", "add_sensitivity"]
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from netshrink.atomic import atomic_write_text, ensure_dir
+    from netshrink.prune import (
+        plot_sensitivity,
+        render_sensitivity,
+        sensitivity_scan,
+        suggest_sparsity,
+    )
+    from netshrink.runs.load import load_trained
+    from netshrink.train import evaluate
+
+    trained = load_trained(args.checkpoint)
+    data = trained.load_data(args.data, limit=args.limit)
+    out = ensure_dir(Path(args.out))
+    sparsities = {"sparsities": args.sparsities} if args.sparsities else {}
+    result = sensitivity_scan(trained.model, lambda m: evaluate(m, data.val)["top1"], **sparsities)
+    suggestion = suggest_sparsity(result, args.max_drop)
+    record = {**result.to_dict(), "max_drop": args.max_drop, "suggested": suggestion}
+    atomic_write_text(out / "sensitivity.json", json.dumps(record, indent=2))
+    plot_sensitivity(result, out / "sensitivity.png")
+    print(render_sensitivity(result, args.max_drop))
+    print(f"wrote {out / 'sensitivity.json'} and {out / 'sensitivity.png'}")
+    return 0
+
+
+DSD_FIELDS = {
+    "sparsity": "sparsity",
+    "sparse_epochs": "sparse_epochs",
+    "redense_epochs": "redense_epochs",
+    "redense_lr_scale": "redense_lr_scale",
+}
+
+
+def cmd_dsd(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from netshrink.runs.dsd import FROM_TRAINED, dsd_checkpoint
+
+    config = with_given(FROM_TRAINED, args, DSD_FIELDS)
+    trained, run = dsd_checkpoint(
+        args.checkpoint, config, train_config(args), args.out, data=args.data, limit=args.limit
+    )
+    print(
+        f"{trained.model_name}: test top-1 {100 * run.before['top1']:.2f}% before DSD, "
+        f"{100 * run.result.sparse.metrics['test_top1']:.2f}% sparse, "
+        f"{100 * run.metrics['test_top1']:.2f}% after; wrote {Path(args.out) / 'model.pt'}"
+    )
+    return 0
+
+
+def add_sensitivity(sub) -> None:
+    p = sub.add_parser("sensitivity", help="per-layer accuracy against pruning sparsity")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("--data", metavar="SPEC", help="default: the checkpoint's data")
+    p.add_argument("--limit", type=int, help="use at most N images (stratified)")
+    p.add_argument(
+        "--sparsities", type=float, nargs="+", help="default: 0, 0.25, 0.5, 0.6 ... 0.95"
+    )
+    p.add_argument("--max-drop", type=float, default=1.0, help="accuracy budget, points")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(func=cmd_sensitivity)
+
+
+def add_dsd(sub) -> None:
+    p = sub.add_parser("dsd", help="Dense-Sparse-Dense training of a trained checkpoint")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("--data", metavar="SPEC", help="default: the checkpoint's data")
+    # Defaults: netshrink.runs.dsd.FROM_TRAINED (sparsity 0.3, 3 + 3 epochs, lr/10).
+    p.add_argument("--sparsity", type=float, help="of each pruned layer in the sparse phase")
+    p.add_argument("--sparse-epochs", type=int)
+    p.add_argument("--redense-epochs", type=int)
+    p.add_argument("--redense-lr-scale", type=float, help="re-dense lr = --lr * this")
+    add_train_flags(p)
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(func=cmd_dsd)

@@ -1,0 +1,52 @@
+"""``netshrink sweep``: a study's trials in parallel, tabulated and plotted."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["add_sweep"]
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from netshrink.cli.common import given
+    from netshrink.sweep import SweepConfig, parse_params, render_text, run_sweep
+
+    settings = given(args, {"seeds": "seeds", "data": "data", "epochs": "epochs", "limit": "limit"})
+    config = SweepConfig(
+        study=args.study,
+        grid=parse_params(args.study, args.param),
+        out=args.out or f"runs/sweep/{args.study}",
+        **settings,
+    )
+    result = run_sweep(config, jobs=args.jobs, progress=not args.quiet)
+    print()
+    print(render_text(result.rows))
+    print(f"\nwrote {', '.join(str(p) for p in result.paths.values())}")
+    if result.failed:
+        print(
+            f"netshrink: {len(result.failed)} of {len(result.outcomes)} trials did not finish; "
+            "run the same command again to retry them",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def add_sweep(sub) -> None:
+    p = sub.add_parser(
+        "sweep", help="a study's trials in parallel: SqueezeNet design space, distillation"
+    )
+    p.add_argument("study", metavar="STUDY", help="squeezenet or distill")
+    p.add_argument(
+        "--param", action="append", default=[], metavar="NAME=V1,V2,...",
+        help="values of one parameter (repeatable; the grid is their Cartesian product)",
+    )  # fmt: skip
+    p.add_argument("--seeds", type=int, help="seeds per configuration (squeezenet 1, distill 3)")
+    p.add_argument("--data", metavar="SPEC", help="default: mnist5k")
+    p.add_argument("--epochs", type=int, help="training epochs (squeezenet 6, distill 30)")
+    p.add_argument("--limit", type=int, help="use at most N images (stratified)")
+    p.add_argument("--jobs", type=int, help="trials run at once (default: one per core)")
+    p.add_argument("--out", metavar="DIR", help="default: runs/sweep/STUDY")
+    p.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
+    p.set_defaults(func=cmd_sweep)

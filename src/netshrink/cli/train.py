@@ -1,0 +1,111 @@
+"""``netshrink train`` and ``netshrink distill``: one training run into a folder."""
+
+from __future__ import annotations
+
+import argparse
+
+from netshrink.cli.common import (
+    add_binarize_flags,
+    add_train_flags,
+    binarize_config,
+    train_config,
+    xnor_order_note,
+)
+from netshrink.errors import NetshrinkError
+
+__all__ = ["add_distill", "add_train"]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from netshrink.models import parse_model_args
+    from netshrink.runs.train import train_run
+
+    if not args.binarize and (args.keep_real or args.binarize_all or args.no_input_scale):
+        raise NetshrinkError("--keep-real, --binarize-all and --no-input-scale need --binarize")
+    run = train_run(
+        args.name,
+        args.data,
+        train_config(args),
+        args.out,
+        model_args=parse_model_args(args.name, args.arg),
+        resume=args.resume,
+        limit=args.limit,
+        binarize=binarize_config(args, args.binarize) if args.binarize else None,
+    )
+    m = run.checkpoint.metrics
+    if args.binarize == "xnor":
+        xnor_order_note(args.name, run.checkpoint.model_args)
+    if run.checkpoint.binarize:
+        layers = run.checkpoint.binarize["layers"]
+        print(f"{args.binarize}: binary layers {', '.join(layers)}")
+    print(
+        f"{args.name}: val top-1 {m['val_top1']:.4f}, test top-1 {m['test_top1']:.4f} "
+        f"(n={m['test_n']}); wrote {run.out_dir / 'model.pt'}"
+    )
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from netshrink.distill import DistillConfig
+    from netshrink.models import parse_model_args
+    from netshrink.runs.train import train_run
+
+    config = DistillConfig(temperature=args.temperature, alpha=args.alpha)
+    run = train_run(
+        args.student,
+        args.data,
+        train_config(args),
+        args.out,
+        model_args=parse_model_args(args.student, args.arg),
+        resume=args.resume,
+        limit=args.limit,
+        progress=not args.quiet,
+        teachers=args.teacher,
+        distill_config=config,
+    )
+    m = run.checkpoint.metrics
+    who = "teacher" if len(args.teacher) == 1 else f"ensemble of {len(args.teacher)} teachers"
+    print(
+        f"{who}: test top-1 {m['teacher_test_top1']:.4f}; "
+        f"{args.student} distilled at T={config.temperature:g}, alpha={config.alpha:g}: "
+        f"test top-1 {m['test_top1']:.4f} (n={m['test_n']}); wrote {run.out_dir / 'model.pt'}"
+    )
+    return 0
+
+
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a registered model")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--data", required=True, metavar="SPEC")
+    p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR")
+    p.add_argument(
+        "--binarize", choices=["bwn", "xnor"], help="train a binary network (XNOR-Net) from scratch"
+    )
+    add_binarize_flags(p)
+    add_train_flags(p)
+    p.set_defaults(func=cmd_train)
+
+
+def add_distill(sub) -> None:
+    p = sub.add_parser(
+        "distill", help="knowledge distillation: train a student on teachers' soft targets"
+    )
+    p.add_argument(
+        "--teacher", action="append", required=True, metavar="CHECKPOINT",
+        help="teacher checkpoint or .nsz (repeat for an ensemble: soft targets are averaged)",
+    )  # fmt: skip
+    p.add_argument("--student", required=True, metavar="NAME", help="registered model")
+    p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--data", required=True, metavar="SPEC")
+    p.add_argument("--temperature", type=float, required=True, metavar="T", help="T > 0")
+    p.add_argument(
+        "--alpha", type=float, required=True, metavar="A",
+        help="weight of the soft-target term, in [0, 1] (the hard-label term gets 1 - A)",
+    )  # fmt: skip
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_train_flags(p)
+    p.set_defaults(func=cmd_distill)
