@@ -28,10 +28,14 @@ def test_recipes_ship_as_package_data_and_load_by_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no recipes/ folder here
     for name in names:
         by_name = load_recipe(name).to_dict()
-        assert by_name == shipped_recipe(name).to_dict() == load_recipe(RECIPES / f"{name}.yaml").to_dict()
+        assert (
+            by_name
+            == shipped_recipe(name).to_dict()
+            == load_recipe(RECIPES / f"{name}.yaml").to_dict()
+        )
     with pytest.raises(NetshrinkError, match="no shipped recipe 'lenet6'.*lenet5"):
         shipped_recipe("lenet6")
-    with pytest.raises(NetshrinkError, match="recipe lenet6 does not exist"):
+    with pytest.raises(NetshrinkError, match="recipe lenet6 does not exist .shipped recipes: "):
         load_recipe("lenet6")
     (tmp_path / "lenet5").write_text("stages: [{prune: {sparsity: {'*': 2.0}}}]")
     with pytest.raises(NetshrinkError, match="^lenet5: "):  # a file of that name comes first

@@ -23,8 +23,6 @@ def _source(args: argparse.Namespace):
             raise NetshrinkError("--arg and --input go with --model, not with a checkpoint")
         return checkpoint_source(args.checkpoint, args.data, limit=args.limit)
     model_args = parse_model_args(args.model, args.arg)
-    if args.input and (args.data or "none") != "none":
-        raise NetshrinkError("--input sets the model's input only with --data none")
     size = parse_input_size(args.input) if args.input else None
     return model_source(args.model, model_args, args.data, input_size=size, limit=args.limit)
 

@@ -3,7 +3,7 @@
 Han, Mao, Dally (2016): prune (with retraining) → trained quantization (k-means weight
 sharing with centroid fine-tuning) → Huffman-coded sparse storage. Each stage is a call
 into the public API (:mod:`netshrink.prune`, :mod:`netshrink.quantize`,
-:mod:`netshrink.nsz`); this module only sequences them and records what each did.
+:mod:`netshrink.nsz`); :func:`compress` only sequences them and records what each did.
 
 :func:`compress_run` is the run ``netshrink compress`` and the survey make: compress, then
 write the file with its resolved recipe and stage record beside it. What to compress comes
@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from netshrink.binarize import is_binary
 from netshrink.atomic import atomic_write_text
+from netshrink.binarize import is_binary
 from netshrink.data import Dataset, load_dataset, native_input_size
 from netshrink.errors import NetshrinkError
-from netshrink.models import create, get_spec
 from netshrink.layer_patterns import compressible_layers, match_patterns
+from netshrink.models import create, get_spec
 from netshrink.nsz import CompressionReport, compression_report, pack, parse_nsz
 from netshrink.prune import layer_density, prune_, prune_and_retrain
 from netshrink.quantize import finetune_shared, share_weights_
@@ -143,7 +143,7 @@ def compress(
         _round_like_file_(model, pack(model, None, recipe.encode))
         records.append({"stage": "encode", "float16": True, "metrics": _metrics(model, data)})
     # The header keeps a little provenance; the full resolved recipe is written beside
-    # the file by the CLI (every byte of the header counts against LeNet-size files).
+    # the file by compress_run (every byte of the header counts against LeNet-size files).
     meta: dict[str, Any] = {"recipe": recipe.name, **(metadata or {})}
     final = records[-1].get("metrics") if records else None
     if final:
@@ -205,9 +205,9 @@ def model_source(
     model's published input)."""
     model_args = dict(model_args or {})
     dataset = None
-    if data is not None and data != "none":
+    if data and data != "none":
         if input_size is not None:
-            raise NetshrinkError("an input size goes with no data: the data sets the input")
+            raise NetshrinkError("--input sets the model's input only with --data none")
         model_args, size = resolve_model(name, native_input_size(data), model_args)
         dataset = load_dataset(data, input_size=size, seed=0, limit=limit)
         model_args.setdefault("num_classes", dataset.num_classes)
@@ -221,7 +221,9 @@ def model_source(
     return CompressSource(Trained(model, name, model_args, tuple(size), "", 0), dataset)
 
 
-def save_compress_record(stem: str | os.PathLike[str], recipe: Recipe, result: CompressResult) -> None:
+def save_compress_record(
+    stem: str | os.PathLike[str], recipe: Recipe, result: CompressResult
+) -> None:
     """``STEM.recipe.yaml`` (the resolved recipe) and ``STEM.json`` (stages, metrics, the
     per-layer table) beside a compressed file."""
     atomic_write_text(f"{stem}.recipe.yaml", recipe.to_yaml())
@@ -233,11 +235,10 @@ def compress_run(
     recipe: Recipe,
     path: str | os.PathLike[str],
     *,
-    metadata: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> CompressResult:
     """Compress ``source.trained.model`` (in place) with ``recipe``; write ``path`` and
-    its record (:func:`save_compress_record`). ``metadata`` defaults to the source's."""
+    its record (:func:`save_compress_record`)."""
     path = Path(path)
     trained = source.trained
     result = compress(
@@ -248,7 +249,7 @@ def compress_run(
         model_name=trained.model_name,
         model_args=trained.model_args,
         input_size=trained.input_size,
-        metadata=source.metadata if metadata is None else metadata,
+        metadata=source.metadata,
         progress=progress,
     )
     save_compress_record(path.with_suffix(""), recipe, result)

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from importlib import resources
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +213,9 @@ SHIPPED = resources.files("netshrink") / "recipes"  # package data: the shipped 
 
 def shipped_recipes() -> list[str]:
     """Names of the recipes shipped with netshrink (``lenet5``, ``squeezenet1_0_table1`` ...)."""
-    return sorted(p.name.removesuffix(".yaml") for p in SHIPPED.iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in SHIPPED.iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def shipped_recipe(name: str) -> Recipe:
@@ -228,8 +230,11 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
     """Read and validate a YAML recipe file, or a shipped recipe by name (``lenet5``)."""
     path = Path(path)
     if not path.is_file():
-        if not path.suffix and len(path.parts) == 1 and str(path) in shipped_recipes():
-            return shipped_recipe(str(path))
+        if not path.suffix and len(path.parts) == 1:
+            if str(path) in shipped_recipes():
+                return shipped_recipe(str(path))
+            shipped = ", ".join(shipped_recipes())
+            raise NetshrinkError(f"recipe {path} does not exist (shipped recipes: {shipped})")
         raise NetshrinkError(f"recipe {path} does not exist")
     try:
         text = path.read_text()

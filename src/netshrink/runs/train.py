@@ -20,15 +20,16 @@ from torch import nn
 
 from netshrink.atomic import atomic_write_text, ensure_dir
 from netshrink.binarize import BinarizeConfig, binarize_
-from netshrink.runs.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from netshrink.runs.load import load_trained, resolve_model
 from netshrink.data import Dataset, load_dataset, native_input_size
 from netshrink.distill import DistillConfig, check_teachers, distill
 from netshrink.errors import NetshrinkError
 from netshrink.models import create, get_spec
+from netshrink.runs.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from netshrink.runs.load import load_trained, resolve_model
 from netshrink.train import TrainConfig, train
 
 __all__ = ["RunResult", "train_run"]
+
 
 def _file_sha256(path: Path) -> str:
     digest = hashlib.sha256()

@@ -63,7 +63,7 @@ from netshrink.survey.figures import codebook_plot, density_bars, weight_histogr
 from netshrink.survey.registry import Measured, SurveyEntry, register_entry
 from netshrink.train import TrainConfig, evaluate
 
-__all__ = ["ENTRIES"]
+__all__ = ["ENTRIES", "TrainedRow", "metrics_on_test", "out_folder", "trained_row"]
 
 # Deep Compression, Table 3: the fraction of LeNet-5's weights kept per layer. The
 # survey's rows follow the shipped recipe, which may be tuned away from these for the data.
@@ -100,7 +100,7 @@ def _survey_recipe(ctx: SurveyContext, name: str) -> Recipe:
 
 
 @dataclass
-class _Trained:
+class TrainedRow:
     """A trained survey row to start from; ``model`` is that row's: never modified."""
 
     model_name: str
@@ -111,44 +111,48 @@ class _Trained:
     train_overrides: dict[str, Any]
 
 
-def _trained(ctx: SurveyContext, key: str) -> _Trained:
+def trained_row(ctx: SurveyContext, key: str) -> TrainedRow:
     row = next(r for r in ARCHITECTURES if r.key == key)
     model, input_size, _ = ctx.train(row.key, row.model, row.args, **row.train)
     data = ctx.dataset(row.model, row.args)
-    return _Trained(row.model, ctx.model_args(key), model, input_size, data, dict(row.train))
+    return TrainedRow(row.model, ctx.model_args(key), model, input_size, data, dict(row.train))
 
 
-def _out(ctx: SurveyContext) -> Path:
+def out_folder(ctx: SurveyContext) -> Path:
     return ctx.out / "deep_compression"
 
 
-def _test_metrics(model: nn.Module, data: Dataset) -> dict[str, float]:
+def metrics_on_test(model: nn.Module, data: Dataset) -> dict[str, float]:
     return {f"test_{k}": v for k, v in evaluate(model, data.test).items() if k != "n"}
+
+
+def _save_table(ctx: SurveyContext, key: str, result: CompressResult) -> None:
+    """The per-layer table, rendered, beside ``KEY.nsz`` (``KEY.txt``)."""
+    atomic_write_text(out_folder(ctx) / f"{key}.txt", render_report(result.report) + "\n")
 
 
 def _save(ctx: SurveyContext, key: str, recipe: Recipe, result: CompressResult) -> None:
     """The resolved recipe, the stage records and the per-layer table beside ``KEY.nsz``."""
-    stem = _out(ctx) / key
-    save_compress_record(stem, recipe, result)
-    atomic_write_text(f"{stem}.txt", render_report(result.report) + "\n")
+    save_compress_record(out_folder(ctx) / key, recipe, result)
+    _save_table(ctx, key, result)
 
 
 def _compress(
-    ctx: SurveyContext, key: str, source: _Trained, model: nn.Module, recipe: Recipe
+    ctx: SurveyContext, key: str, source: TrainedRow, model: nn.Module, recipe: Recipe
 ) -> CompressResult:
     trained = Trained(model, source.model_name, source.model_args, source.input_size,
                       ctx.config.data, ctx.config.seed)  # fmt: skip
-    path = _out(ctx) / f"{key}.nsz"
+    path = out_folder(ctx) / f"{key}.nsz"
     result = compress_run(CompressSource(trained, source.data), recipe, path, progress=ctx.progress)
-    atomic_write_text(_out(ctx) / f"{key}.txt", render_report(result.report) + "\n")
+    _save_table(ctx, key, result)
     return result
 
 
-def _measured(ctx: SurveyContext, key: str, source: _Trained, notes: str) -> Measured:
+def _measured(ctx: SurveyContext, key: str, source: TrainedRow, notes: str) -> Measured:
     """The row of ``KEY.nsz``: the model unpacked from the file, its size, test metrics."""
-    path = _out(ctx) / f"{key}.nsz"
+    path = out_folder(ctx) / f"{key}.nsz"
     model = unpack(path)
-    metrics = _test_metrics(model, source.data)
+    metrics = metrics_on_test(model, source.data)
     size = path.stat().st_size
     print(f"  {key}: {size:,} bytes, test top-1 {metrics['test_top1']:.4f}", flush=True)
     return Measured(model, source.input_size, metrics, size_bytes=size, notes=notes)
@@ -173,7 +177,7 @@ def _lenet5_pruned(ctx: SurveyContext) -> CompressResult:
 
 
 def _prune_lenet5(ctx: SurveyContext) -> CompressResult:
-    source = _trained(ctx, "lenet5")
+    source = trained_row(ctx, "lenet5")
     recipe = _survey_recipe(ctx, "lenet5")
     prune = [s for s in recipe.stages if isinstance(s, PruneStage)]
     encode = EncodeStage(replace(recipe.encode, huffman=False))
@@ -205,13 +209,13 @@ def _prune_lenet5(ctx: SurveyContext) -> CompressResult:
     return result
 
 
-def _lenet5_sensitivity(ctx: SurveyContext, source: _Trained) -> None:
+def _lenet5_sensitivity(ctx: SurveyContext, source: TrainedRow) -> None:
     scan = sensitivity_scan(
         copy.deepcopy(source.model),
         lambda m: evaluate(m, source.data.val)["top1"],
         sparsities=SENSITIVITY_SPARSITIES,
     )
-    stem = _out(ctx) / "lenet5_sensitivity"
+    stem = out_folder(ctx) / "lenet5_sensitivity"
     atomic_write_text(f"{stem}.json", json.dumps(scan.to_dict(), indent=2))
     atomic_write_text(f"{stem}.txt", render_sensitivity(scan) + "\n")
     plot_sensitivity(scan, f"{stem}.png")
@@ -233,7 +237,7 @@ def _lenet5_quantized(ctx: SurveyContext) -> dict[str, CompressResult]:
 def _quantize_lenet5(ctx: SurveyContext) -> dict[str, CompressResult]:
     """Weight sharing and centroid fine-tuning on the pruned model, then the P+Q file
     (fixed-width codes and indices) and the P+Q+H file of the same model."""
-    source = _trained(ctx, "lenet5")
+    source = trained_row(ctx, "lenet5")
     pruned = _lenet5_pruned(ctx)
     recipe = _survey_recipe(ctx, "lenet5")
     rest = Recipe([s for s in recipe.stages if not isinstance(s, PruneStage)], recipe.name)
@@ -252,7 +256,7 @@ def _quantize_lenet5(ctx: SurveyContext) -> dict[str, CompressResult]:
     ):
         blob = pack(
             shared.model,
-            _out(ctx) / f"{key}.nsz",
+            out_folder(ctx) / f"{key}.nsz",
             encode,
             model_name=source.model_name,
             model_args=source.model_args,
@@ -309,7 +313,7 @@ def _run_lenet5_pruned(ctx: SurveyContext) -> Measured:
         f"({_retraining(Recipe(prune))}); fp32 values with relative indices, no Huffman. "
         f"{NO_SPEEDUP}"
     )
-    return _measured(ctx, "lenet5_pruned", _trained(ctx, "lenet5"), notes)
+    return _measured(ctx, "lenet5_pruned", trained_row(ctx, "lenet5"), notes)
 
 
 def _bits(result: CompressResult) -> str:
@@ -326,7 +330,7 @@ def _run_lenet5_pq(ctx: SurveyContext) -> Measured:
         f"lenet5_pruned, then weight sharing ({_bits(result)}) with centroid fine-tuning; "
         f"fixed-width codes and indices, no Huffman. {NO_SPEEDUP}"
     )
-    return _measured(ctx, "lenet5_pq", _trained(ctx, "lenet5"), notes)
+    return _measured(ctx, "lenet5_pq", trained_row(ctx, "lenet5"), notes)
 
 
 def _run_lenet5_dc(ctx: SurveyContext) -> Measured:
@@ -336,11 +340,11 @@ def _run_lenet5_dc(ctx: SurveyContext) -> Measured:
         f"recipes/lenet5.yaml ({retraining}): the lenet5_pq model Huffman-coded "
         f"(paper: 39x). {NO_SPEEDUP}"
     )
-    return _measured(ctx, "lenet5_dc", _trained(ctx, "lenet5"), notes)
+    return _measured(ctx, "lenet5_dc", trained_row(ctx, "lenet5"), notes)
 
 
 def _run_squeezenet_dc(ctx: SurveyContext) -> Measured:
-    source = _trained(ctx, "squeezenet1_0")
+    source = trained_row(ctx, "squeezenet1_0")
     recipe = _survey_recipe(ctx, "squeezenet1_0_table1")
     result = _compress(ctx, "squeezenet1_0_dc", source, copy.deepcopy(source.model), recipe)
     prune = next(s for s in recipe.stages if isinstance(s, PruneStage))

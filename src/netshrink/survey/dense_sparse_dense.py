@@ -15,7 +15,7 @@ from netshrink.atomic import atomic_write_text
 from netshrink.prune import DSDConfig
 from netshrink.runs.dsd import dsd_run
 from netshrink.survey.context import SurveyContext
-from netshrink.survey.deep_compression import _out, _test_metrics, _trained
+from netshrink.survey.deep_compression import metrics_on_test, out_folder, trained_row
 from netshrink.survey.registry import Measured, SurveyEntry, register_entry
 
 __all__: list[str] = []
@@ -23,7 +23,7 @@ __all__: list[str] = []
 
 def _run_lenet5_dsd(ctx: SurveyContext) -> Measured:
     """DSD from the trained baseline: its dense phase is the baseline's training."""
-    source = _trained(ctx, "lenet5")
+    source = trained_row(ctx, "lenet5")
     epochs = ctx.config.train_epochs
     config = DSDConfig(sparsity=0.3, dense_epochs=0, sparse_epochs=epochs, redense_epochs=epochs)
     train_config = ctx.train_config(**source.train_overrides)
@@ -31,8 +31,8 @@ def _run_lenet5_dsd(ctx: SurveyContext) -> Measured:
     run = dsd_run(model, source.data, config, train_config, progress=ctx.progress)
     record = {"config": config.to_dict(), "train": train_config.to_dict(),
               "before": run.before, **run.result.to_dict()}  # fmt: skip
-    atomic_write_text(_out(ctx) / "lenet5_dsd.json", json.dumps(record, indent=2))
-    metrics = _test_metrics(run.model, source.data)
+    atomic_write_text(out_folder(ctx) / "lenet5_dsd.json", json.dumps(record, indent=2))
+    metrics = metrics_on_test(run.model, source.data)
     print(f"  lenet5_dsd: test top-1 {metrics['test_top1']:.4f}", flush=True)
     notes = (
         f"Dense-Sparse-Dense from the baseline: sparse phase at 30% (first conv kept) and "
