@@ -12,11 +12,11 @@ from tests.cli.helpers import one_line_error, run
 
 
 def test_built_in_engines_and_aliases():
-    assert list_engines() == ["dense", "packed"]
+    assert {"dense", "packed", "sparse", "auto"} <= set(list_engines())
     assert "float" in list_engines(aliases=True)
     assert get_engine("float") is get_engine("dense")
-    with pytest.raises(NetshrinkError, match="unknown engine 'sparse' .*dense, packed"):
-        get_engine("sparse")
+    with pytest.raises(NetshrinkError, match="unknown engine 'tpu' .*dense"):
+        get_engine("tpu")
     with pytest.raises(NetshrinkError, match="registered already"):
         register_engine(Engine("float", "clash", lambda model, warn=True: (model, [])))
 
@@ -36,13 +36,15 @@ def test_packed_engine_refuses_a_float_network():
 def test_cli_lists_engines_and_refuses_an_unknown_one(capsys, tmp_path):
     code, text, _ = run(capsys, "engines")
     assert code == 0
-    assert [line.split()[0] for line in text.splitlines()] == ["dense", "packed"]
+    assert [line.split()[0] for line in text.splitlines()][:4] == [
+        "dense", "packed", "sparse", "auto",
+    ]  # fmt: skip
     assert "alias float" in text
     ckpt = tmp_path / "run"
     cfg = ("--epochs", "1", "--limit", "200", "--out", ckpt)
     assert run(capsys, "train", "lenet300_100", "--data", "digits", *cfg)[0] == 0
-    code, _, err = run(capsys, "eval", ckpt / "model.pt", "--data", "digits", "--engine", "sparse")
-    one_line_error(code, err, "unknown engine 'sparse'")
+    code, _, err = run(capsys, "eval", ckpt / "model.pt", "--data", "digits", "--engine", "tpu")
+    one_line_error(code, err, "unknown engine 'tpu'")
     code, text, err = run(
         capsys, "eval", ckpt / "model.pt", "--data", "digits", "--repeats", "2", "--json"
     )

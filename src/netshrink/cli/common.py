@@ -150,5 +150,5 @@ def say_float_layers(engine: str, notes: list) -> None:
     fallback = [n for n in notes if n.engine == "float"]
     if fallback:
         listed = "; ".join(f"{n.layer} ({n.reason})" for n in fallback)
-        print(f"note: {engine} engine runs {len(fallback)} binary layer(s) in float: {listed}",
+        print(f"note: {engine} engine runs {len(fallback)} layer(s) in PyTorch float: {listed}",
               file=sys.stderr)  # fmt: skip

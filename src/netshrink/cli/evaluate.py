@@ -15,21 +15,22 @@ __all__ = ["add_eval"]
 def cmd_eval(args: argparse.Namespace) -> int:
     from netshrink.engine import get_engine
     from netshrink.profile import measure_latency
-    from netshrink.runs.load import is_nsz, load_trained
+    from netshrink.runs.load import is_nsz, load_on_engine
     from netshrink.train import evaluate
 
     engine = get_engine(args.engine)
-    trained = load_trained(args.checkpoint)
+    trained, notes = load_on_engine(args.checkpoint, engine.name, warn=False)
     data = trained.load_data(args.data)
-    model, notes = engine.prepare(trained.model, warn=False)
+    model = trained.model
     if not args.json:
         say_float_layers(engine.name, notes)
     result: dict[str, Any] = evaluate(model, data.test)
     latency = measure_latency(model, trained.input_size, batch_size=1, repeats=args.repeats)
     result.update(model=trained.model_name, data=args.data, split="test",
                   latency_ms=latency.median_ms, engine=engine.name)  # fmt: skip
+    for kind in dict.fromkeys(n.engine for n in notes if n.engine != "float"):
+        result[f"{kind}_layers"] = [n.layer for n in notes if n.engine == kind]
     if notes:
-        result["packed_layers"] = [n.layer for n in notes if n.engine == engine.name]
         result["float_layers"] = {n.layer: n.reason for n in notes if n.engine == "float"}
     if is_nsz(args.checkpoint):
         result["file_bytes"] = os.path.getsize(args.checkpoint)
@@ -52,8 +53,10 @@ def add_eval(sub) -> None:
     p.add_argument("--repeats", type=int, default=20, help="latency repeats")
     p.add_argument(
         "--engine", default="dense", metavar="NAME",
-        help="inference engine: dense (PyTorch float), packed (XNOR layers on the bit-packed "
-        "popcount kernels); `netshrink engines` lists them",
+        help="inference engine: dense (PyTorch float), sparse (pruned layers on sparse codebook "
+        "kernels), packed (XNOR layers on bit-packed popcount kernels), fused (BatchNorm folded, "
+        "shuffles fused), auto (each layer on the fastest that runs it), onnxruntime (the peer); "
+        "`netshrink engines` lists them",
     )  # fmt: skip
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)

@@ -3,13 +3,19 @@
 Each engine is a module that registers itself (:func:`register_engine`):
 
 - ``dense`` (alias ``float``): PyTorch as it is, the baseline of every speed-up;
-- ``packed``: XNOR-Net layers on the bit-packed popcount kernels (:func:`to_packed`).
+- ``packed``: XNOR-Net layers on the bit-packed popcount kernels (:func:`to_packed`);
+- ``sparse``: pruned, weight-shared layers on sparse codebook kernels (:func:`to_sparse`,
+  and :func:`load_sparse` straight from an ``.nsz`` file);
+- ``auto``: each layer on the engine that runs it fastest (:func:`to_auto`).
 
 ``prepare(model, "packed")`` returns the network to run and one note per layer saying
 where it runs. Engines sit above the file format and the methods, below the runs.
 """
 
-from netshrink.engine import dense, packed  # noqa: F401  (registers the engines)
+# Registered on import, dense first: the order `netshrink engines` lists them in.
+import netshrink.engine.dense  # noqa: F401
+from netshrink.engine import auto, packed, sparse  # noqa: F401
+from netshrink.engine.auto import load_auto, to_auto
 from netshrink.engine.packed import PackedBinaryConv2d, PackedBinaryLinear, to_packed
 from netshrink.engine.registry import (
     Engine,
@@ -19,15 +25,29 @@ from netshrink.engine.registry import (
     prepare,
     register_engine,
 )
+from netshrink.engine.sparse import (
+    MAX_DENSITY,
+    SparseConv2d,
+    SparseLinear,
+    load_sparse,
+    to_sparse,
+)
 
 __all__ = [
+    "MAX_DENSITY",
     "Engine",
     "EngineNote",
     "PackedBinaryConv2d",
     "PackedBinaryLinear",
+    "SparseConv2d",
+    "SparseLinear",
     "get_engine",
     "list_engines",
+    "load_auto",
+    "load_sparse",
     "prepare",
     "register_engine",
+    "to_auto",
     "to_packed",
+    "to_sparse",
 ]

@@ -31,12 +31,14 @@ class EngineNote:
 class Engine:
     """``prepare(model, warn)`` returns the network to run (a copy when anything changes)
     and one :class:`EngineNote` per layer the engine considered; ``warn`` says fall-backs
-    once, as a ``UserWarning``."""
+    once, as a ``UserWarning``. ``load(nsz, warn)``, where given, builds the same from a
+    parsed ``.nsz`` file without first expanding it to a dense model."""
 
     name: str
     summary: str  # one line, for ``--help`` and the docs
     prepare: Callable[..., tuple[nn.Module, list[EngineNote]]]
     aliases: tuple[str, ...] = ()
+    load: Callable[..., tuple[nn.Module, list[EngineNote]]] | None = None
 
 
 _ENGINES: dict[str, Engine] = {}

@@ -4,6 +4,9 @@ each other.
 - :mod:`netshrink.kernels.binary`: bit-packed XNOR-Net GEMM, convolution and linear layers
   (the public API and its glue), whose compiled loops are in
   :mod:`netshrink.kernels.binary_loops`.
+- :mod:`netshrink.kernels.sparse`: sparse codebook (EIE-layout) fully connected and
+  convolution kernels for pruned, weight-shared layers, whose compiled loops are in
+  :mod:`netshrink.kernels.sparse_loops`.
 - :mod:`netshrink.kernels.checks`: the input checks shared by all kernels (array type,
   dimensions, dtype and shape, kernel-size / stride / padding pairs, clear padding bits,
   float32-exact dot lengths), each raising a ``ValueError`` that names the argument.

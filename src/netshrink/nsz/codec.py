@@ -19,10 +19,12 @@ import numpy as np
 
 from netshrink.nsz.container import NszFormatError
 from netshrink.nsz.streams import decode_stream, encode_stream, stream_info
-from netshrink.primitives.relindex import encode_positions, scatter_relative
+from netshrink.primitives.relindex import decode_positions, encode_positions, scatter_relative
 
 __all__ = [
     "EncodedTensor",
+    "StoredNonzeros",
+    "decode_nonzeros",
     "decode_tensor",
     "encode_binary",
     "encode_raw",
@@ -259,14 +261,71 @@ def decode_tensor(entry: dict[str, Any], payloads: list[memoryview]) -> np.ndarr
         out = values.astype(np.int64 if storage == "int64" else np.float32)
         return out.reshape(shape)
     if encoding == "sparse":
-        gaps = _gaps(entry, payloads[0], numel)
-        if len(payloads[1]) != 4 * gaps.size:
-            raise NszFormatError(f"tensor {name!r}: values do not match its relative index")
-        values = np.frombuffer(payloads[1], "<f4").astype(np.float32)
+        gaps, values = _sparse_parts(entry, payloads, numel)
         return _scatter(entry, gaps, values, numel).reshape(shape)
     if encoding == "binary":
         return _decode_binary(entry, shape, payloads[0], payloads[1])
-    # shared
+    table, symbols, gaps = _shared_parts(entry, payloads, numel)
+    if gaps is None:
+        return table[symbols].reshape(shape)
+    return _scatter(entry, gaps, table[symbols], numel).reshape(shape)
+
+
+@dataclass(frozen=True)
+class StoredNonzeros:
+    """The nonzero weights of a ``shared`` or ``sparse`` tensor as the file stores them:
+    flat (row-major) positions with codebook symbols (``codebook[symbols]``, 0-based) or
+    float32 ``values``. What a sparse inference engine reads instead of a dense array."""
+
+    shape: tuple[int, ...]
+    positions: np.ndarray  # int64, ascending
+    symbols: np.ndarray | None  # into ``codebook``; None for a ``sparse`` tensor
+    codebook: np.ndarray | None  # float32
+    values: np.ndarray | None  # float32; None for a ``shared`` tensor
+
+
+def decode_nonzeros(entry: dict[str, Any], payloads: list[memoryview]) -> StoredNonzeros | None:
+    """The stored nonzeros of a ``shared`` or ``sparse`` tensor, never expanded to a dense
+    array; None for the other encodings. Validated like :func:`decode_tensor`."""
+    shape = entry_shape(entry)
+    numel = int(np.prod(shape, dtype=np.int64))
+    if entry["encoding"] == "sparse":
+        gaps, values = _sparse_parts(entry, payloads, numel)
+        positions = _positions(entry, gaps, numel)
+        keep = values != 0  # the fillers of long zero runs
+        return StoredNonzeros(shape, positions[keep], None, None, values[keep])
+    if entry["encoding"] != "shared":
+        return None
+    table, symbols, gaps = _shared_parts(entry, payloads, numel)
+    if gaps is None:
+        positions = np.flatnonzero(symbols)
+    else:
+        positions = _positions(entry, gaps, numel)[symbols != 0]
+    symbols = symbols[symbols != 0] - 1
+    return StoredNonzeros(shape, positions.astype(np.int64), symbols, table[1:].copy(), None)
+
+
+def _positions(entry: dict[str, Any], gaps: np.ndarray, numel: int) -> np.ndarray:
+    try:
+        return decode_positions(gaps, numel)
+    except ValueError as exc:
+        raise NszFormatError(f"tensor {entry['name']!r}: {exc}") from None
+
+
+def _sparse_parts(entry: dict[str, Any], payloads: list[memoryview], numel: int):
+    """A ``sparse`` tensor's relative index and its fp32 values (fillers included)."""
+    gaps = _gaps(entry, payloads[0], numel)
+    if len(payloads[1]) != 4 * gaps.size:
+        raise NszFormatError(
+            f"tensor {entry.get('name')!r}: values do not match its relative index"
+        )
+    return gaps, np.frombuffer(payloads[1], "<f4").astype(np.float32)
+
+
+def _shared_parts(entry: dict[str, Any], payloads: list[memoryview], numel: int):
+    """A ``shared`` tensor's symbol table (0 first, then the codebook), its symbols and, for
+    the ``sparse`` layout, its relative index (None for ``dense``)."""
+    name = entry.get("name")
     bits = _int(entry, "bits", 1, 16)
     size = _int(entry, "codebook_size", 0, (1 << bits) - 1)
     if len(payloads[0]) != 4 * size:
@@ -277,6 +336,7 @@ def decode_tensor(entry: dict[str, Any], payloads: list[memoryview]) -> np.ndarr
     info = stream_info(symbols_payload)
     if info.symbol_bits != bits:
         raise NszFormatError(f"tensor {name!r}: index stream is not {bits}-bit")
+    gaps = None
     if entry["layout"] == "sparse":
         gaps = _gaps(entry, payloads[1], numel)
         if info.count != gaps.size:
@@ -286,9 +346,7 @@ def decode_tensor(entry: dict[str, Any], payloads: list[memoryview]) -> np.ndarr
     symbols = decode_stream(symbols_payload)
     if symbols.size and int(symbols.max()) > size:
         raise NszFormatError(f"tensor {name!r}: index {int(symbols.max())} beyond the codebook")
-    if entry["layout"] == "dense":
-        return table[symbols].reshape(shape)
-    return _scatter(entry, gaps, table[symbols], numel).reshape(shape)
+    return table, symbols, gaps
 
 
 def _decode_binary(entry: dict[str, Any], shape: tuple[int, ...], signs, scales) -> np.ndarray:

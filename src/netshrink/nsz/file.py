@@ -36,6 +36,8 @@ from netshrink.layer_patterns import compressible_layers, is_conv, match_pattern
 from netshrink.nsz.codec import (
     ENCODING_VERSIONS,
     EncodedTensor,
+    StoredNonzeros,
+    decode_nonzeros,
     decode_tensor,
     encode_binary,
     encode_raw,
@@ -239,6 +241,10 @@ class NszFile:
 
     def tensor(self, index: int) -> np.ndarray:
         return decode_tensor(self.entries[index], self.payloads[index])
+
+    def nonzeros(self, index: int) -> StoredNonzeros | None:
+        """Tensor ``index``'s stored nonzeros (``shared``/``sparse``), not made dense."""
+        return decode_nonzeros(self.entries[index], self.payloads[index])
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Collection
 
 import torch
 from torch import nn
@@ -49,19 +50,24 @@ def skeleton(nsz: NszFile) -> nn.Module:
     return rebinarize_(model, nsz.binarize)
 
 
-def load_into(nsz: NszFile, model: nn.Module) -> nn.Module:
+def load_into(
+    nsz: NszFile, model: nn.Module, *, taken: Collection[str] = frozenset()
+) -> nn.Module:
     """Decode ``nsz`` into ``model`` (a skeleton of the same structure) and return it.
 
     A file with binary layers binarizes the same layers of ``model`` (in place) before
-    loading the weights into them."""
+    loading the weights into them. ``taken`` names tensors the caller has already built
+    into ``model`` its own way (an engine's layers): they are neither expected nor decoded.
+    """
     expected = model.state_dict()
-    names = [entry["name"] for entry in nsz.entries]
+    entries = [entry for entry in nsz.entries if entry["name"] not in taken]
+    names = [entry["name"] for entry in entries]
     missing = [k for k in expected if k not in set(names)]
     extra = [k for k in names if k not in expected]
     if missing or extra:
         detail = f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
         raise NetshrinkError(f"the file's tensors do not fit the model: {detail}")
-    for entry in nsz.entries:
+    for entry in entries:
         want = tuple(expected[entry["name"]].shape)
         if entry_shape(entry) != want:
             raise NetshrinkError(
@@ -70,6 +76,8 @@ def load_into(nsz: NszFile, model: nn.Module) -> nn.Module:
             )
     state = {}
     for i, entry in enumerate(nsz.entries):
+        if entry["name"] in taken:
+            continue
         values = torch.from_numpy(nsz.tensor(i))
         state[entry["name"]] = values.to(expected[entry["name"]].dtype)
     rebinarize_(model, nsz.binarize)  # after decoding: a damaged file leaves the model untouched

@@ -23,6 +23,7 @@ from typing import Any
 from torch import nn
 
 from netshrink.data import Dataset, load_dataset
+from netshrink.engine import EngineNote
 from netshrink.errors import NetshrinkError
 from netshrink.models import get_spec
 from netshrink.runs.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -33,6 +34,7 @@ __all__ = [
     "Trained",
     "check_classes",
     "is_nsz",
+    "load_on_engine",
     "load_trained",
     "resolve_model",
     "unpack_to_checkpoint",
@@ -103,12 +105,13 @@ def is_nsz(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-def _from_nsz(path: str | os.PathLike[str]):
-    """The ``.nsz`` file at ``path`` read, and its network rebuilt: ``(NszFile, Trained)``."""
+def _from_nsz(path: str | os.PathLike[str], build=None):
+    """The ``.nsz`` file at ``path`` read, and its network rebuilt: ``(NszFile, Trained)``;
+    ``build(nsz)`` rebuilds it instead of decoding it dense."""
     from netshrink.nsz import load_into, read_nsz, skeleton
 
     nsz = read_nsz(path)
-    model = load_into(nsz, skeleton(nsz))
+    model = load_into(nsz, skeleton(nsz)) if build is None else build(nsz)
     if nsz.input_size is None or len(nsz.input_size) != 3:
         raise NetshrinkError(f"{path} does not record the model's input size")
     meta = nsz.metadata
@@ -128,6 +131,31 @@ def load_trained(path: str | os.PathLike[str]) -> Trained:
     size = tuple(ckpt.input_size)
     args = dict(ckpt.model_args)
     return Trained(ckpt.build(), ckpt.model_name, args, size, ckpt.data, seed, str(path))
+
+
+def load_on_engine(
+    path: str | os.PathLike[str], engine: str, *, warn: bool = True
+) -> tuple[Trained, list[EngineNote]]:
+    """Read a checkpoint or ``.nsz`` file and prepare its network on ``engine``.
+
+    ``Trained.model`` is the engine's network. An engine that reads ``.nsz`` files itself
+    (``sparse``, ``auto``) builds from the file's compressed tensors, not from a dense copy.
+    """
+    from netshrink.engine import get_engine
+
+    chosen = get_engine(engine)
+    if is_nsz(path) and chosen.load is not None:
+        notes: list[EngineNote] = []
+
+        def build(nsz):
+            model, found = chosen.load(nsz, warn=warn)
+            notes.extend(found)
+            return model
+
+        return _from_nsz(path, build)[1], notes
+    trained = load_trained(path)
+    trained.model, notes = chosen.prepare(trained.model, warn=warn)
+    return trained, notes
 
 
 def unpack_to_checkpoint(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Checkpoint:
