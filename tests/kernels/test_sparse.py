@@ -89,9 +89,7 @@ def test_empty_rows_and_an_all_zero_matrix():
     weight = np.zeros((5, 9), np.float32)
     weight[2, 3] = 1.5
     x = np.arange(18, dtype=np.float32).reshape(2, 9)
-    np.testing.assert_array_equal(
-        sk.sparse_linear(x, sk.sparse_rows(weight)), x @ weight.T
-    )
+    np.testing.assert_array_equal(sk.sparse_linear(x, sk.sparse_rows(weight)), x @ weight.T)
     zero = sk.sparse_rows(np.zeros((4, 9), np.float32))
     assert zero.nnz == 0
     np.testing.assert_array_equal(sk.sparse_linear(x[:1], zero), np.zeros((1, 4)))

@@ -13,9 +13,9 @@ codebook index or the float32 weight. Built once per layer
 
 - :func:`sparse_linear`: ``y = x Wᵀ + b`` (batch 1 as a sparse matrix-vector product,
   batches as a sparse-dense GEMM over the batch);
-- :func:`sparse_conv2d`: 1x1 convolutions as one sparse-dense GEMM per image (the layout
-  of an NCHW image is already the dense operand), other kernel sizes, strides and groups by
-  direct sparse convolution.
+- :func:`sparse_conv2d`: a sparse-dense GEMM per image, whose dense operand is the image
+  itself for a 1x1 convolution (an NCHW image is already ``(C, H·W)``) and its im2col
+  patches for other kernel sizes; groups offset each filter's columns.
 
 Both take float32 NumPy arrays, optionally add the bias and apply ReLU in the same pass,
 and compute in float32 with their own summation order: results equal the dense product
@@ -33,7 +33,7 @@ import numba
 import numpy as np
 
 from netshrink.kernels.checks import as_array, as_pair, as_vector
-from netshrink.kernels.sparse_loops import _balanced_chunks, _conv, _spmm, _spmv
+from netshrink.kernels.sparse_loops import _balanced_chunks, _im2col, _spmm, _spmv
 
 __all__ = [
     "MAX_CODEBOOK",
@@ -203,8 +203,9 @@ def sparse_linear(
         return out
     columns = np.ascontiguousarray(x.T)[None]  # (1, K, N): each column an input vector
     out = np.empty((1, rows, x.shape[0]), np.float32)
-    _spmm(weight.indptr, weight.cols, weight.codes, book, weight.chunks(), columns, bias, relu,
-          out)  # fmt: skip
+    group = np.array([0, rows], np.int64)
+    _spmm(weight.indptr, weight.cols, weight.codes, book, weight.chunks(), group, columns,
+          bias, relu, out)  # fmt: skip
     return np.ascontiguousarray(out[0].T)  # (N, M)
 
 
@@ -240,18 +241,17 @@ def sparse_conv2d(
         raise ValueError(f"a {kh}x{kw} kernel does not fit the padded {height}x{width} input")
     bias = _bias(bias, out_chans)
     book = weight.codebook
-    if (kh, kw, ph, pw, groups) == (1, 1, 0, 0, 1):  # a sparse-dense GEMM per image
+    if (kh, kw, ph, pw) == (1, 1, 0, 0):  # the image is the GEMM's dense operand
         if (sy, sx) != (1, 1):
             x = np.ascontiguousarray(x[:, :, ::sy, ::sx])
         columns = x.reshape(n, chans, out_h * out_w)  # (N, C, P)
-        out = np.empty((n, out_chans, out_h * out_w), np.float32)
-        _spmm(weight.indptr, weight.cols, weight.codes, book, weight.chunks(), columns, bias,
-              relu, out)  # fmt: skip
-        return out.reshape(n, out_chans, out_h, out_w)
-    if ph or pw:
-        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    out = np.empty((n, out_chans, out_h, out_w), np.float32)
-    group_chans = np.array([in_chans // groups, out_chans // groups], np.int64)
-    _conv(weight.indptr, weight.cols, weight.codes, book, weight.chunks(), x, (kh, kw),
-          (sy, sx), group_chans, bias, relu, out)  # fmt: skip
-    return out
+    else:
+        if ph or pw:
+            x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        columns = np.empty((n, chans * kh * kw, out_h * out_w), np.float32)
+        _im2col(x, (kh, kw), (sy, sx), columns)  # (N, C·kh·kw, P)
+    out = np.empty((n, out_chans, out_h * out_w), np.float32)
+    group = np.array([n_cols, out_chans // groups], np.int64)
+    _spmm(weight.indptr, weight.cols, weight.codes, book, weight.chunks(), group, columns, bias,
+          relu, out)  # fmt: skip
+    return out.reshape(n, out_chans, out_h, out_w)

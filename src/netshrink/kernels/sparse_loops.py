@@ -15,10 +15,9 @@ per thread) and spread over numba's threads with ``prange``:
 - :func:`_spmm`: ``Y[n] = W B[n]`` for B of shape (N, K, P) — a batch of vectors laid out
   as (K, P) columns, or a 1x1 convolution's image (C, H·W) — each nonzero adds ``w·B[c, :]``
   to its output row, contiguous and vectorized (XNNPACK's sparse-dense GEMM, "Fast Sparse
-  ConvNets" §3).
-- :func:`_conv`: direct sparse convolution of a zero-padded image: each nonzero
-  ``(c, ky, kx)`` of filter ``o`` adds ``w`` times the shifted input plane to output plane
-  ``o``, which stays in L1 while its nonzeros stream past.
+  ConvNets" §3); groups offset each row's columns.
+- :func:`_im2col`: the patches of a zero-padded image as the GEMM's dense operand
+  ``(C·kh·kw, Ho·Wo)``, for convolutions other than the plain 1x1.
 """
 
 from __future__ import annotations
@@ -70,6 +69,13 @@ def _axpy(w, line, row):  # pragma: no cover - compiled
         row[p] += w * line[p]
 
 
+@numba.njit(cache=True, fastmath=_FAST, inline="always")
+def _axpy4(w0, l0, w1, l1, w2, l2, w3, l3, row):  # pragma: no cover - compiled
+    """row += w0·l0 + w1·l1 + w2·l2 + w3·l3: one load and store of row per four nonzeros."""
+    for p in range(row.size):
+        row[p] += (w0 * l0[p] + w1 * l1[p]) + (w2 * l2[p] + w3 * l3[p])
+
+
 @numba.njit(cache=True, parallel=True)
 def _spmv(indptr, cols, codes, codebook, chunks, x, bias, relu, out):  # pragma: no cover
     """out[o] = sum_j w_j · x[cols[j]] (+ bias[o], then ReLU) for every row o."""
@@ -81,8 +87,15 @@ def _spmv(indptr, cols, codes, codebook, chunks, x, bias, relu, out):  # pragma:
 
 
 @numba.njit(cache=True, parallel=True)
-def _spmm(indptr, cols, codes, codebook, chunks, b, bias, relu, out):  # pragma: no cover
-    """out[n, o, :] = sum_j w_j · b[n, cols[j], :] (+ bias[o], then ReLU); b (N, K, P)."""
+def _spmm(
+    indptr, cols, codes, codebook, chunks, group, b, bias, relu, out
+):  # pragma: no cover - compiled
+    """out[n, o, :] = sum_j w_j · b[n, col_j, :] (+ bias[o], then ReLU), b (N, K, P).
+
+    ``group = (cols per group, rows per group)``: row o reads columns offset by
+    ``(o // group[1]) · group[0]`` (a grouped convolution's channels), four nonzeros a
+    pass so each output element is loaded and stored once per four products.
+    """
     n_items = chunks.size - 1
     for item in prange(b.shape[0] * n_items):
         n = item // n_items
@@ -91,53 +104,42 @@ def _spmm(indptr, cols, codes, codebook, chunks, b, bias, relu, out):  # pragma:
         for o in range(chunks[chunk], chunks[chunk + 1]):
             row = out[n, o]
             row[:] = 0.0
-            for j in range(indptr[o], indptr[o + 1]):
-                _axpy(_weight(codes, codebook, j), src[cols[j]], row)
+            first = (o // group[1]) * group[0]
+            j, end = indptr[o], indptr[o + 1]
+            while j + 4 <= end:
+                _axpy4(
+                    _weight(codes, codebook, j), src[first + cols[j]],
+                    _weight(codes, codebook, j + 1), src[first + cols[j + 1]],
+                    _weight(codes, codebook, j + 2), src[first + cols[j + 2]],
+                    _weight(codes, codebook, j + 3), src[first + cols[j + 3]], row,
+                )  # fmt: skip
+                j += 4
+            while j < end:
+                _axpy(_weight(codes, codebook, j), src[first + cols[j]], row)
+                j += 1
             if bias.size or relu:
                 for p in range(row.size):
                     row[p] = _finish(row[p], bias, o, relu)
 
 
 @numba.njit(cache=True, parallel=True)
-def _conv(
-    indptr, cols, codes, codebook, chunks, x, kernel, stride, group_chans, bias, relu, out
-):  # pragma: no cover - compiled
-    """Direct sparse convolution: x (N, C, Hp, Wp) zero-padded, out (N, O, Ho, Wo).
-
-    Column ``col`` of filter o is tap ``(c, ky, kx)`` with ``col = (c·kh + ky)·kw + kx`` of
-    the input channels of o's group: ``c + group·group_chans[0]``, group ``o // group_chans[1]``.
-    """
+def _im2col(x, kernel, stride, out):  # pragma: no cover - compiled
+    """out[n, (c·kh + ky)·kw + kx, y·Wo + xo] = x[n, c, y·sy + ky, xo·sx + kx]; x padded."""
     kh, kw = kernel
     sy, sx = stride
-    taps = kh * kw
-    n_items = chunks.size - 1
-    out_h, out_w = out.shape[2], out.shape[3]
-    for item in prange(x.shape[0] * n_items):
-        n = item // n_items
-        chunk = item % n_items
-        for o in range(chunks[chunk], chunks[chunk + 1]):
-            plane = out[n, o]
-            plane[:, :] = 0.0
-            first = (o // group_chans[1]) * group_chans[0]
-            for j in range(indptr[o], indptr[o + 1]):
-                w = _weight(codes, codebook, j)
-                col = cols[j]
-                c = col // taps
-                ky = (col % taps) // kw
-                kx = col % kw
-                src = x[n, first + c]
+    n_img, chans = x.shape[0], x.shape[1]
+    out_w = (x.shape[3] - kw) // sx + 1
+    out_h = out.shape[2] // out_w
+    for item in prange(n_img * chans):
+        n = item // chans
+        c = item % chans
+        for ky in range(kh):
+            for kx in range(kw):
+                dst = out[n, (c * kh + ky) * kw + kx]
                 for y in range(out_h):
-                    line = src[y * sy + ky]
-                    dst = plane[y]
-                    if sx == 1:
-                        _axpy(w, line[kx : kx + out_w], dst)
-                    else:
-                        for p in range(out_w):
-                            dst[p] += w * line[p * sx + kx]
-            if bias.size or relu:
-                for y in range(out_h):
+                    line = x[n, c, y * sy + ky]
                     for p in range(out_w):
-                        plane[y, p] = _finish(plane[y, p], bias, o, relu)
+                        dst[y * out_w + p] = line[p * sx + kx]
 
 
 @numba.njit(cache=True)

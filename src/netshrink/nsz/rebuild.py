@@ -50,9 +50,7 @@ def skeleton(nsz: NszFile) -> nn.Module:
     return rebinarize_(model, nsz.binarize)
 
 
-def load_into(
-    nsz: NszFile, model: nn.Module, *, taken: Collection[str] = frozenset()
-) -> nn.Module:
+def load_into(nsz: NszFile, model: nn.Module, *, taken: Collection[str] = frozenset()) -> nn.Module:
     """Decode ``nsz`` into ``model`` (a skeleton of the same structure) and return it.
 
     A file with binary layers binarizes the same layers of ``model`` (in place) before
