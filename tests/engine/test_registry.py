@@ -12,7 +12,8 @@ from tests.cli.helpers import one_line_error, run
 
 
 def test_built_in_engines_and_aliases():
-    assert {"dense", "packed", "sparse", "auto"} <= set(list_engines())
+    assert {"dense", "packed", "sparse", "fused", "onnxruntime", "auto"} <= set(list_engines())
+    assert get_engine("ort") is get_engine("onnxruntime")
     assert "float" in list_engines(aliases=True)
     assert get_engine("float") is get_engine("dense")
     with pytest.raises(NetshrinkError, match="unknown engine 'tpu' .*dense"):
@@ -36,8 +37,8 @@ def test_packed_engine_refuses_a_float_network():
 def test_cli_lists_engines_and_refuses_an_unknown_one(capsys, tmp_path):
     code, text, _ = run(capsys, "engines")
     assert code == 0
-    assert [line.split()[0] for line in text.splitlines()][:4] == [
-        "dense", "packed", "sparse", "auto",
+    assert [line.split()[0] for line in text.splitlines()][:6] == [
+        "dense", "packed", "sparse", "fused", "onnxruntime", "auto",
     ]  # fmt: skip
     assert "alias float" in text
     ckpt = tmp_path / "run"

@@ -10,7 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-from netshrink.engine import SparseConv2d, SparseLinear, get_engine, load_sparse, to_sparse
+from netshrink.engine import (
+    SparseChainLinear,
+    SparseConv2d,
+    SparseLinear,
+    get_engine,
+    load_sparse,
+    to_sparse,
+)
 from netshrink.errors import NetshrinkError
 from netshrink.models import create, get_spec, list_models
 from netshrink.nsz import NszFormatError, load_into, pack, parse_nsz, skeleton
@@ -57,7 +64,9 @@ def test_every_architecture_matches_dense_and_float64(name):
     dense = load_into(nsz, skeleton(nsz)).eval()
     engine, notes = load_sparse(nsz, warn=False, max_density=EVERY_LAYER)
     sparse_layers = [m for m in engine.modules() if isinstance(m, SparseConv2d | SparseLinear)]
-    assert sparse_layers and len(sparse_layers) == sum(n.engine == "sparse" for n in notes)
+    chained = [layer for m in engine.modules() if isinstance(m, SparseChainLinear)
+               for layer in m.chain.layers]  # fmt: skip
+    assert len(sparse_layers) + len(chained) == sum(n.engine == "sparse" for n in notes) > 0
     x = torch.randn(2, 1, 28, 28)
     with torch.no_grad():
         want = dense(x)
@@ -79,8 +88,10 @@ def test_to_sparse_recovers_the_codebook_and_keeps_dense_layers_above_the_crosso
     with pytest.warns(UserWarning, match="1 layer.s. run dense .*fc3: density 0.90 above"):
         engine, notes = to_sparse(model)
     assert {n.layer: n.engine for n in notes} == {"fc1": "sparse", "fc2": "sparse", "fc3": "float"}
-    assert engine.fc1.weight_rows.codebook.size <= 31 and isinstance(engine.fc3, nn.Linear)
-    assert engine.fc1.weight_rows.nbytes < model.fc1.weight.numel()  # < 1 byte per weight
+    assert "chained (sparse_chain0)" in notes[0].reason  # fc1 -> ReLU -> fc2: one call
+    fc1, fc2 = engine.sparse_chain0.chain.layers
+    assert fc1.codebook.size <= 31 and isinstance(engine.fc3, nn.Linear)
+    assert fc1.nbytes < model.fc1.weight.numel()  # < 1 byte per weight
     x = torch.randn(5, 1, 28, 28)
     with torch.no_grad():
         torch.testing.assert_close(engine(x), model(x), rtol=0, atol=1e-5)

@@ -13,6 +13,7 @@ from netshrink.kernels.binary import (
     binary_conv2d_counts,
     binary_gemm,
     binary_linear,
+    max_pool2d,
     pack_conv_weight,
     pack_rows,
     words,
@@ -269,3 +270,44 @@ def test_bad_input_is_rejected_with_a_clear_message():
         binary_linear(np.ones((1, 128), np.float32), a[:, :1], 128, np.ones(2, np.float32))
     with pytest.raises(ValueError, match="x must be float32"):
         pack_rows(np.ones((2, 3), np.float16))
+
+
+# --- max_pool2d ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "kernel", "stride"),
+    [((1, 64, 28, 28), (2, 2), (2, 2)), ((2, 5, 7, 9), (2, 2), (2, 2)),
+     ((3, 4, 9, 8), (3, 3), (2, 2)), ((1, 3, 6, 7), (2, 3), (1, 2))],
+)  # fmt: skip
+def test_max_pool_is_torch_max_pool2d_to_the_bit(shape, kernel, stride, threads):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x.reshape(-1)[::5] = 0.0
+    x.reshape(-1)[1::7] = -0.0  # ties of -0.0 and 0.0: the first in the window is kept
+    x.reshape(-1)[2::11] = -np.inf
+    expected = F.max_pool2d(torch.from_numpy(x), kernel, stride).numpy()
+    assert same_bits(max_pool2d(x, kernel, stride), expected)
+
+
+def test_max_pool_nan_and_infinite_windows():
+    x = np.full((1, 1, 4, 4), -np.inf, np.float32)
+    x[0, 0, 0, 1] = np.nan  # a NaN after a larger value still wins, as in torch
+    x[0, 0, 0, 0] = 5.0
+    x[0, 0, 3, 3] = -0.0
+    x[0, 0, 2, 2] = 0.0
+    got = max_pool2d(x, (2, 2), (2, 2))
+    expected = F.max_pool2d(torch.from_numpy(x), 2).numpy()
+    assert np.isnan(got[0, 0, 0, 0]) and np.isnan(expected[0, 0, 0, 0])
+    assert same_bits(got[..., 1:, :], expected[..., 1:, :])
+    assert same_bits(got[..., 0, 1:], expected[..., 0, 1:])
+
+
+def test_max_pool_rejects_bad_input():
+    x = np.zeros((1, 1, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="smaller than the"):
+        max_pool2d(x, (4, 4), (1, 1))
+    with pytest.raises(ValueError, match="x must be float32"):
+        max_pool2d(x.astype(np.float64), (2, 2), (2, 2))
+    with pytest.raises(ValueError, match="stride must be >= 1"):
+        max_pool2d(x, (2, 2), (0, 2))

@@ -116,3 +116,75 @@ def test_bad_inputs_are_refused_with_the_argument_named():
             np.ones((2, 36), np.float32)), 4, (3, 3))  # fmt: skip
     with pytest.raises(ValueError, match="not in the codebook"):
         sk.sparse_rows(np.eye(3, dtype=np.float32) * 2, codebook=np.ones(1, np.float32))
+
+
+def test_a_large_layer_at_batch_one_takes_the_parallel_path_and_matches():
+    rng = np.random.default_rng(7)
+    weight = _weight(rng, 700, 900, 0.1)
+    rows = sk.sparse_rows(weight)
+    assert rows.nnz >= sk.SERIAL_NNZ  # above the serial cut: prange over balanced chunks
+    x = rng.standard_normal((1, 900)).astype(np.float32)
+    previous = numba.get_num_threads()
+    sk.set_threads(2)
+    try:
+        got = sk.sparse_linear(x, rows)
+    finally:
+        numba.set_num_threads(previous)
+    want = x.astype(np.float64) @ weight.astype(np.float64).T
+    _close(got, want, np.abs(want).max())
+
+
+def test_transpose_round_trips_and_keeps_the_codebook():
+    rng = np.random.default_rng(3)
+    weight = _weight(rng, 13, 40, 0.3)
+    rows = sk.sparse_rows(weight)
+    flipped = sk.transpose(rows)
+    assert flipped.shape == (40, 13) and flipped.codebook is rows.codebook
+    np.testing.assert_array_equal(sk.to_dense(flipped), weight.T)
+    np.testing.assert_array_equal(sk.to_dense(sk.transpose(flipped)), weight)
+
+
+def _mlp_float64(x, weights, biases, relus):
+    out = x.astype(np.float64)
+    for weight, bias, relu in zip(weights, biases, relus, strict=True):
+        out = out @ weight.astype(np.float64).T + (0 if bias is None else bias)
+        out = np.maximum(out, 0) if relu else out
+    return out
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("zeros", [0.0, 0.8])
+def test_chain_matches_a_float64_mlp(shared, zeros):
+    rng = np.random.default_rng(int(zeros * 10) + shared)
+    weights = [_weight(rng, 50, 80, 0.2), _weight(rng, 30, 50, 0.3), _weight(rng, 7, 30, 0.5)]
+    most = sk.MAX_CODEBOOK if shared else 0  # 0: float32 values, no codebook
+    biases = [rng.standard_normal(50).astype(np.float32), None,
+              rng.standard_normal(7).astype(np.float32)]  # fmt: skip
+    relus = (True, True, False)
+    layers = tuple(sk.sparse_rows(w, max_codebook=most) for w in weights)
+    chain = sk.SparseChain(layers, tuple(biases), relus)
+    assert chain.shape == (7, 80) and (chain.books is not None) == shared
+    x = rng.standard_normal((1, 80)).astype(np.float32)
+    x[0, rng.random(80) < zeros] = 0.0  # EIE skips the zero inputs: same result
+    want = _mlp_float64(x, weights, biases, relus)
+    got = sk.sparse_chain(x, chain)
+    _close(got, want, np.abs(want).max())
+    _close(sk.sparse_chain(x[0], chain), want, np.abs(want).max())  # a 1-D vector too
+    _close(sk.sparse_chain(x, chain), got, 0.0)  # its buffer reused: the same again
+
+
+def test_bad_chains_and_chain_inputs_are_refused():
+    rng = np.random.default_rng(0)
+    a, b = sk.sparse_rows(_weight(rng, 5, 8, 0.5)), sk.sparse_rows(_weight(rng, 3, 6, 0.5))
+    with pytest.raises(ValueError, match=r"a \(3, 6\) layer cannot follow a \(5, 8\) one"):
+        sk.SparseChain((a, b), (None, None), (True, False))
+    with pytest.raises(ValueError, match="one bias .or None. and one ReLU flag per layer"):
+        sk.SparseChain((a,), (None, None), (True,))
+    values = sk.sparse_rows(_weight(rng, 3, 5, 0.5), max_codebook=0)
+    with pytest.raises(ValueError, match="all hold codebook indices or all values"):
+        sk.SparseChain((a, values), (None, None), (True, False))
+    chain = sk.SparseChain((a,), (None,), (False,))
+    with pytest.raises(ValueError, match="one vector of 8 features"):
+        sk.sparse_chain(np.zeros((2, 8), np.float32), chain)
+    with pytest.raises(ValueError, match="x must be float32"):
+        sk.sparse_chain(np.zeros((1, 8), np.float64), chain)

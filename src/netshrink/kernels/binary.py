@@ -49,6 +49,7 @@ from netshrink.kernels.binary_loops import (
     _TILE_ROWS,
     _conv,
     _gemm,
+    _max_pool,
     _pack_rows,
 )
 from netshrink.kernels.checks import (
@@ -68,6 +69,7 @@ __all__ = [
     "binary_conv2d_counts",
     "binary_gemm",
     "binary_linear",
+    "max_pool2d",
     "pack_conv_weight",
     "pack_rows",
     "words",
@@ -229,6 +231,26 @@ def binary_conv2d(
     return _conv_forward(
         x, weight_bits, in_chans, kernel_size, stride, padding, alpha, input_scale, bias
     )
+
+
+def max_pool2d(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+    """Max pooling of ``x`` (N, C, H, W) float32 without padding, float32 (N, C, Ho, Wo)
+    with ``Ho = (H - kh) // sh + 1`` (and alike for W): ``torch.nn.functional.max_pool2d``
+    to the bit, NaN and -0.0 included (a NaN in a window gives NaN; of tied values the
+    first in row-major order is kept). The packed engine pools the float32 outputs of its
+    layers with it, in place of PyTorch's NCHW pooling, which is slow at batch 1."""
+    x = as_array("x", x, 4, np.float32)
+    kh, kw = as_pair("kernel_size", kernel_size, 1)
+    stride = as_pair("stride", stride, 1)
+    n_img, chans, height, width = x.shape
+    if height < kh or width < kw:
+        raise ValueError(f"a {(height, width)} map is smaller than the {(kh, kw)} window")
+    out_h = (height - kh) // stride[0] + 1
+    out_w = (width - kw) // stride[1] + 1
+    out = np.empty((n_img, chans, out_h, out_w), np.float32)
+    if out.size:
+        _max_pool(x, (kh, kw), stride, out)
+    return out
 
 
 def _conv_work_split(n_img: int, n_pix: int, row_words: int) -> tuple[int, int]:

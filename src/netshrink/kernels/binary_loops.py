@@ -355,3 +355,43 @@ def _conv(
                             k = k_row[r] if has_scale else np.float32(1)
                             dst[r] = _scaled(dots[s, r], a_o, k, b_o, has_scale, has_bias)
                 j = jt + _TILE_COLS
+
+
+@numba.njit(cache=True, parallel=True)
+def _max_pool(x, kernel_size, stride, out):  # pragma: no cover - compiled
+    """out (N, C, Ho, Wo): the max of each ``kernel_size`` window of x (N, C, H, W) at
+    ``stride``, no padding, scanning the window row by row from ``-inf`` and taking a value
+    if it is greater or NaN: PyTorch's CPU rule, so ties keep the first (-0.0 before 0.0)
+    and a NaN anywhere in the window gives NaN. A plane per prange iteration."""
+    n_img, chans, _, _ = x.shape
+    kh, kw = kernel_size
+    sh, sw = stride
+    out_h, out_w = out.shape[2], out.shape[3]
+    for plane in prange(n_img * chans):
+        n = plane // chans
+        c = plane % chans
+        src = x[n, c]
+        dst = out[n, c]
+        if kh == 2 and kw == 2 and sh == 2 and sw == 2:  # the common case, vectorized
+            for y in range(out_h):
+                top = src[2 * y]
+                low = src[2 * y + 1]
+                row = dst[y]
+                for col in range(out_w):
+                    best = top[2 * col]  # > -inf, or NaN, or -inf itself: taken
+                    v = top[2 * col + 1]
+                    best = v if (v > best) | (v != v) else best
+                    v = low[2 * col]
+                    best = v if (v > best) | (v != v) else best
+                    v = low[2 * col + 1]
+                    best = v if (v > best) | (v != v) else best
+                    row[col] = best
+            continue
+        for y in range(out_h):
+            for col in range(out_w):
+                best = np.float32(-np.inf)
+                for ky in range(kh):
+                    for kx in range(kw):
+                        v = src[y * sh + ky, col * sw + kx]
+                        best = v if (v > best) | (v != v) else best  # a select: vectorizes
+                dst[y, col] = best

@@ -33,20 +33,33 @@ import numba
 import numpy as np
 
 from netshrink.kernels.checks import as_array, as_pair, as_vector
-from netshrink.kernels.sparse_loops import _balanced_chunks, _im2col, _spmm, _spmv
+from netshrink.kernels.sparse_loops import (
+    _balanced_chunks,
+    _chain,
+    _im2col,
+    _spmm,
+    _spmv,
+    _spmv_serial,
+)
 
 __all__ = [
     "MAX_CODEBOOK",
+    "SERIAL_NNZ",
+    "SparseChain",
     "SparseRows",
+    "set_threads",
+    "sparse_chain",
     "sparse_conv2d",
     "sparse_linear",
     "sparse_rows",
     "sparse_rows_from_positions",
     "to_dense",
+    "transpose",
 ]
 
 MAX_CODEBOOK = 256  # the most codebook entries an 8-bit index reaches
 _CHUNKS_PER_THREAD = 4  # parallel work items per thread, for load balance
+SERIAL_NNZ = 1 << 15  # a batch-1 layer with fewer nonzeros runs on the calling thread
 _NO_BIAS = np.zeros(0, np.float32)
 
 
@@ -198,8 +211,11 @@ def sparse_linear(
     book = weight.codebook
     if x.shape[0] == 1:
         out = np.empty((1, rows), np.float32)
-        _spmv(weight.indptr, weight.cols, weight.codes, book, weight.chunks(), x[0], bias, relu,
-              out[0])  # fmt: skip
+        if weight.nnz < SERIAL_NNZ or numba.get_num_threads() == 1:
+            _spmv_serial(weight.indptr, weight.cols, weight.codes, book, x[0], bias, relu, out[0])
+        else:
+            _spmv(weight.indptr, weight.cols, weight.codes, book, weight.chunks(), x[0], bias,
+                  relu, out[0])  # fmt: skip
         return out
     columns = np.ascontiguousarray(x.T)[None]  # (1, K, N): each column an input vector
     out = np.empty((1, rows, x.shape[0]), np.float32)
@@ -255,3 +271,103 @@ def sparse_conv2d(
     _spmm(weight.indptr, weight.cols, weight.codes, book, weight.chunks(), group, columns, bias,
           relu, out)  # fmt: skip
     return out.reshape(n, out_chans, out_h, out_w)
+
+
+def transpose(rows: SparseRows) -> SparseRows:
+    """``W^T`` in compressed-row form (one row per input of ``W``), same codes and codebook."""
+    n_rows, n_cols = rows.shape
+    row_of = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(rows.indptr))
+    positions = rows.cols.astype(np.int64) * n_rows + row_of
+    order = np.argsort(positions, kind="stable")
+    return sparse_rows_from_positions(
+        (n_cols, n_rows), positions[order], rows.codes[order], rows.codebook
+    )
+
+
+@dataclass(eq=False)
+class SparseChain:
+    """Fully connected layers applied one after another (``W_l``, bias, ReLU or not), their
+    arrays joined so that :func:`sparse_chain` runs them all in one call at batch 1.
+
+    All layers hold codebook indices, or all float32 weights; each layer's input width is
+    the previous one's output width. The chain keeps each ``W_l`` transposed (by input),
+    the layout in which zero inputs are skipped.
+    """
+
+    layers: tuple[SparseRows, ...]
+    biases: tuple[np.ndarray | None, ...]
+    relus: tuple[bool, ...]
+    indptr: np.ndarray = field(init=False, repr=False)
+    cols: np.ndarray = field(init=False, repr=False)
+    codes: np.ndarray = field(init=False, repr=False)
+    books: np.ndarray | None = field(init=False, repr=False)
+    meta: np.ndarray = field(init=False, repr=False)
+    bias_values: np.ndarray = field(init=False, repr=False)
+    work: np.ndarray = field(init=False, repr=False)  # the activations between layers
+
+    def __post_init__(self) -> None:
+        layers = self.layers = tuple(self.layers)
+        if not layers or len(self.biases) != len(layers) or len(self.relus) != len(layers):
+            raise ValueError("a chain needs one bias (or None) and one ReLU flag per layer")
+        if len({rows.codebook is None for rows in layers}) != 1:
+            raise ValueError("a chain's layers must all hold codebook indices or all values")
+        for before, after in zip(layers, layers[1:], strict=False):
+            if after.shape[1] != before.shape[0]:
+                raise ValueError(f"a {after.shape} layer cannot follow a {before.shape} one")
+        biases = [_bias(b, rows.shape[0]) for b, rows in zip(self.biases, layers, strict=True)]
+        by_input = [transpose(rows) for rows in layers]
+        nnz = np.cumsum([0] + [rows.nnz for rows in layers])
+        books = np.cumsum([0] + [0 if r.codebook is None else r.codebook.size for r in layers])
+        bias_starts = np.cumsum([0] + [b.size for b in biases])
+        first = np.cumsum([0] + [r.shape[0] + 1 for r in by_input])
+        self.indptr = np.concatenate([r.indptr + n for r, n in zip(by_input, nnz, strict=False)])
+        width = max(rows.shape[0] for rows in layers)
+        self.cols = np.concatenate([r.cols for r in by_input]).astype(_col_dtype(width))
+        self.codes = np.concatenate([r.codes for r in by_input])
+        self.books = (
+            None if layers[0].codebook is None else np.concatenate([r.codebook for r in layers])
+        )
+        self.meta = np.array(
+            [
+                (first[i], rows.shape[1], rows.shape[0], books[i], books[i + 1],
+                 bias_starts[i] if biases[i].size else -1, int(bool(self.relus[i])))
+                for i, rows in enumerate(layers)
+            ],
+            np.int64,
+        ).reshape(len(layers), 7)  # fmt: skip
+        self.bias_values = np.concatenate(biases).astype(np.float32)
+        self.work = np.empty((2, max(max(rows.shape) for rows in layers)), np.float32)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(outputs of the last layer, inputs of the first)."""
+        return self.layers[-1].shape[0], self.layers[0].shape[1]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the kernel reads: the transposed layers' arrays, codebooks and biases."""
+        book = 0 if self.books is None else self.books.nbytes
+        arrays = self.indptr.nbytes + self.cols.nbytes + self.codes.nbytes
+        return arrays + book + self.bias_values.nbytes
+
+
+def sparse_chain(x: np.ndarray, chain: SparseChain) -> np.ndarray:
+    """The chain's layers applied to one input vector: x (K,) or (1, K) float32 → (1, M).
+
+    The activations between layers go through the chain's own buffer: one call at a time
+    per chain (the kernel holds the GIL)."""
+    outputs, inputs = chain.shape
+    ready = type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous
+    if not (ready and x.shape == (1, inputs)):  # else checked, as every kernel's input
+        x = as_array("x", np.reshape(x, (1, -1)) if np.ndim(x) == 1 else x, 2, np.float32)
+    if x.shape != (1, inputs):
+        raise ValueError(f"x must be one vector of {inputs} features, got shape {x.shape}")
+    out = np.empty((1, outputs), np.float32)
+    _chain(chain.indptr, chain.cols, chain.codes, chain.books, chain.meta, chain.bias_values,
+           x[0], chain.work, out[0])  # fmt: skip
+    return out
+
+
+def set_threads(count: int) -> None:
+    """Run the kernels on ``count`` of numba's threads (at most as many as it started)."""
+    numba.set_num_threads(max(1, min(int(count), numba.config.NUMBA_NUM_THREADS)))

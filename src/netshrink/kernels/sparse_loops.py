@@ -16,6 +16,8 @@ per thread) and spread over numba's threads with ``prange``:
   as (K, P) columns, or a 1x1 convolution's image (C, H·W) — each nonzero adds ``w·B[c, :]``
   to its output row, contiguous and vectorized (XNNPACK's sparse-dense GEMM, "Fast Sparse
   ConvNets" §3); groups offset each row's columns.
+- :func:`_chain`: several fully connected layers at batch 1 in one call (an MLP's per-layer
+  call costs more than its products).
 - :func:`_im2col`: the patches of a zero-padded image as the GEMM's dense operand
   ``(C·kh·kw, Ho·Wo)``, for convolutions other than the plain 1x1.
 """
@@ -84,6 +86,16 @@ def _spmv(indptr, cols, codes, codebook, chunks, x, bias, relu, out):  # pragma:
             start, end = indptr[o], indptr[o + 1]
             value = _dot(cols[start:end], codes[start:end], codebook, x)
             out[o] = _finish(value, bias, o, relu)
+
+
+@numba.njit(cache=True)
+def _spmv_serial(indptr, cols, codes, codebook, x, bias, relu, out):  # pragma: no cover
+    """:func:`_spmv` on the calling thread: small layers, where a parallel launch costs
+    more than the products."""
+    for o in range(indptr.size - 1):
+        start, end = indptr[o], indptr[o + 1]
+        value = _dot(cols[start:end], codes[start:end], codebook, x)
+        out[o] = _finish(value, bias, o, relu)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -157,3 +169,49 @@ def _balanced_chunks(indptr, n_chunks):  # pragma: no cover - compiled
             k += 1
     bounds[k] = rows
     return bounds[: k + 1]
+
+
+def _book(books, start, end):  # pragma: no cover - replaced by the overload
+    raise NotImplementedError
+
+
+@overload(_book, inline="always")
+def _book_impl(books, start, end):
+    if isinstance(books, types.NoneType):
+        return lambda books, start, end: None  # float32 weights: no codebook
+    return lambda books, start, end: books[start:end]
+
+
+@numba.njit(cache=True)
+def _chain(indptr, cols, codes, books, meta, biases, x, work, out):  # pragma: no cover
+    """Consecutive fully connected layers at batch 1 in one call, EIE's way (Han et al.
+    2016, §3): each layer is stored by *input* (the rows of ``W^T``), and an input that is
+    zero — most of an MNIST image, about half of a ReLU's outputs — is skipped with its
+    whole column; a nonzero input scatters ``w·x_j`` into the outputs it feeds. The
+    activations stay in ``work`` (2, width) between layers.
+
+    Layer l's ``meta[l]`` = (first entry in ``indptr``, inputs, outputs, codebook start,
+    codebook end, first bias or -1, ReLU): input j's entries start at
+    ``indptr[meta[l, 0] + j]``.
+    """
+    src = work[0, : x.size]
+    src[:] = x
+    n_layers = meta.shape[0]
+    for layer in range(n_layers):
+        first, inputs, outputs, book_start, book_end, bias_start, relu = meta[layer]
+        dst = out if layer == n_layers - 1 else work[(layer + 1) % 2, :outputs]
+        book = _book(books, book_start, book_end)
+        if bias_start >= 0:
+            dst[:] = biases[bias_start : bias_start + outputs]
+        else:
+            dst[:] = 0.0
+        for j in range(inputs):
+            xj = src[j]
+            if xj != 0.0:
+                for e in range(indptr[first + j], indptr[first + j + 1]):
+                    dst[cols[e]] += _weight(codes, book, e) * xj
+        if relu:
+            for o in range(outputs):
+                if dst[o] < 0.0:
+                    dst[o] = 0.0
+        src = dst

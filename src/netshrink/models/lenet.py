@@ -38,6 +38,11 @@ def _check_input(x: Tensor, name: str) -> None:
         raise ValueError(f"{name} expects a {_SIDE}x{_SIDE} input, got {h}x{w}")
 
 
+# torch.fx records the check as one call instead of tracing into it (the engines trace the
+# networks to fuse their layers; a branch on a shape does not trace).
+torch.fx.wrap("_check_input")
+
+
 def _init_xavier(model: nn.Module) -> None:
     # Caffe's LeNet uses the "xavier" filler and zero biases.
     for m in model.modules():

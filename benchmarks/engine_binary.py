@@ -1,0 +1,164 @@
+"""Whole XNOR networks on the packed engine vs the dense float network, batch 1, side by side.
+
+    OMP_WAIT_POLICY=ACTIVE python benchmarks/engine_binary.py [--threads 1 2] [--repeats 50]
+
+Each network is built twice from one seed: the float network in XNOR block order (the dense
+baseline, torch float32, not binarized) and the same network binarized in XNOR mode
+(:func:`netshrink.binarize.binarize_`, default config) and converted by
+:func:`netshrink.engine.packed.to_packed`. Both run end to end from a float32 image to the
+logits; the two contenders' runs are interleaved after a warm-up (one of each per round, the
+order alternating, each timed run right after an untimed run of the same contender, as in
+``benchmarks/bench_binary.py``) and their medians compared. ``identical``: the packed
+network's logits equal the float simulation of the binarized network to the bit.
+
+Run it on an otherwise idle machine: a second busy process on the 2 cores makes 2-thread
+timings meaningless.
+"""
+
+import os
+
+# Must precede `import torch`: idle OpenMP workers spin instead of sleeping between runs.
+os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from functools import partial  # noqa: E402
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import netshrink as ns  # noqa: E402
+from netshrink.binarize import BinarizeConfig, binarize_  # noqa: E402
+from netshrink.engine.packed import to_packed  # noqa: E402
+from netshrink.kernels import binary  # noqa: E402
+from netshrink.models.vgg import SmallVGG  # noqa: E402
+
+# label -> (builder of the float network in XNOR block order, aimed speed-up at batch 1)
+NETWORKS: dict[str, tuple[Callable[[], nn.Module], float]] = {
+    "lenet5": (lambda: ns.create("lenet5", order="xnor"), 1.5),
+    "vgg_small": (lambda: ns.create("vgg_small", order="xnor"), 4.0),
+    "vgg_small x2 width": (lambda: SmallVGG((128, 256, 512), 1024, order="xnor"), 6.0),
+}
+BATCH = 1
+
+
+def time_interleaved(
+    contenders: list[Callable[[], object]], repeats: int, warmup: int
+) -> list[float]:
+    """Median wall time (ms) of each contender, run alternately (see bench_binary.py)."""
+    times: list[list[float]] = [[] for _ in contenders]
+    for round_ in range(warmup + repeats):
+        order = range(len(contenders)) if round_ % 2 == 0 else reversed(range(len(contenders)))
+        for i in order:
+            contenders[i]()
+            start = time.perf_counter()
+            contenders[i]()
+            if round_ >= warmup:
+                times[i].append(time.perf_counter() - start)
+    return [float(np.median(t)) * 1e3 for t in times]
+
+
+def networks(seed: int = 0) -> dict[str, tuple[nn.Module, nn.Module, nn.Module, float]]:
+    """label -> (dense float network, binarized float simulation, packed network, aim)."""
+    built = {}
+    for label, (build, aim) in NETWORKS.items():
+        torch.manual_seed(seed)
+        dense = build().train()
+        with torch.no_grad():  # BatchNorm statistics that are not the identity
+            for _ in range(3):
+                dense(torch.randn(16, 1, 28, 28))
+        dense.eval()
+        binary = build()
+        binary.load_state_dict(dense.state_dict())
+        binarize_(binary, BinarizeConfig(mode="xnor"))
+        packed, notes = to_packed(binary.eval())
+        assert all(n.engine == "packed" for n in notes), notes
+        built[label] = (dense, binary, packed, aim)
+    return built
+
+
+def _start_thread_pools() -> None:
+    """Run torch and numba once on every core before timing anything. numba's OpenMP layer
+    shares torch's libgomp pool; when its first parallel call ran on one thread, later
+    2-thread torch runs on this machine took ~70 ms instead of ~0.4 ms (measured)."""
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    numba.set_num_threads(threads)
+    with torch.inference_mode():
+        torch.nn.functional.conv2d(torch.ones(1, 8, 16, 16), torch.ones(8, 8, 3, 3))
+    binary.binary_gemm(np.zeros((64, 1), np.uint64), np.zeros((64, 1), np.uint64), 64)
+
+
+def section(threads: int, repeats: int, warmup: int = 5) -> list[dict]:
+    """One row per network at batch 1 on ``threads`` threads (torch's and numba's)."""
+    _start_thread_pools()
+    torch.set_num_threads(threads)
+    numba.set_num_threads(threads)
+    rows = []
+    for label, (dense, simulated, packed, aim) in networks().items():
+        x = torch.randn(BATCH, 1, 28, 28)
+        with torch.inference_mode():
+            identical = all(
+                torch.equal(packed(probe), simulated(probe))
+                for probe in (x, torch.randn(3, 1, 28, 28))
+            )
+            dense_ms, packed_ms = time_interleaved(
+                [partial(dense, x), partial(packed, x)], repeats, warmup
+            )
+        speedup = dense_ms / packed_ms
+        rows.append(
+            {
+                "model": label,
+                "batch": BATCH,
+                "threads": threads,
+                "dense_ms": dense_ms,
+                "packed_ms": packed_ms,
+                "speedup": speedup,
+                "aim": aim,
+                "met": speedup >= aim,
+                "identical": identical,
+            }
+        )
+    return rows
+
+
+HEADER = (
+    f"{'model':<20} {'batch':>5} {'thr':>3} {'dense ms':>9} {'packed ms':>9} "
+    f"{'speed-up':>8} {'aim':>5} {'met':>4} {'identical':>9}"
+)
+
+
+def render_row(row: dict) -> str:
+    return (
+        f"{row['model']:<20} {row['batch']:>5} {row['threads']:>3} {row['dense_ms']:>9.3f} "
+        f"{row['packed_ms']:>9.3f} {row['speedup']:>7.2f}x {row['aim']:>4.1f}x "
+        f"{'yes' if row['met'] else 'MISS':>4} {'yes' if row['identical'] else 'NO':>9}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=50, help="timed rounds")
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    print(
+        f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, {os.cpu_count()} cores, "
+        f"1-min load {load:.2f}; numba {numba.__version__}, torch {torch.__version__}"
+    )
+    print(HEADER)
+    print("-" * len(HEADER))
+    rows = []
+    for threads in args.threads:
+        for row in section(threads, args.repeats):
+            rows.append(row)
+            print(render_row(row), flush=True)
+    missed = [r["model"] + f" ({r['threads']} thr)" for r in rows if not r["met"]]
+    print(f"aims missed: {', '.join(missed) if missed else 'none'}")
+
+
+if __name__ == "__main__":
+    main()
