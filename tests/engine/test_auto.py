@@ -13,22 +13,12 @@ from netshrink.engine.fused import FusedNetwork
 from netshrink.errors import NetshrinkError
 from netshrink.models import create, list_models
 from netshrink.nsz import load_into, pack, parse_nsz, skeleton
-from netshrink.prune import PruneConfig, prune_
-from netshrink.quantize import WeightSharingConfig, share_weights_
 from tests.engine.test_sparse import BIG, _args
+from tests.engine.test_sparse import _pruned as pruned
 
 
 def _pruned(name: str, args: dict, sparsity: float = 0.9) -> nn.Module:
-    torch.manual_seed(0)
-    model = create(name, **args).eval()
-    with torch.no_grad():  # BN statistics away from their initial identity
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-    prune_(model, PruneConfig(sparsity={"*": sparsity}))
-    share_weights_(model, WeightSharingConfig(conv_bits=4, fc_bits=5))
-    return model
+    return pruned(name, args, sparsity)
 
 
 def _assert_matches(engine, dense, x):

@@ -85,3 +85,19 @@ def test_binary_layers_are_left_as_they_are():
     x = torch.randn(2, 1, 28, 28)
     with torch.no_grad():
         torch.testing.assert_close(fused(x), model(x), rtol=0, atol=1e-4)
+
+
+def test_a_block_with_a_layer_on_another_engine_is_fused_layer_by_layer():
+    from netshrink.engine.sparse import to_sparse
+
+    model = _with_statistics(create("shufflenet_v1", **_args("shufflenet_v1")))
+    with torch.no_grad():  # one unit's first conv pruned hard enough to run sparse
+        unit = next(m for m in model.modules() if type(m).__name__ == "ShuffleUnit")
+        unit.gconv1.weight.mul_((torch.rand_like(unit.gconv1.weight) < 0.02).float())
+    sparse, notes = to_sparse(model, warn=False, max_density={"conv1x1": 0.05, "conv": 0.0})
+    assert sum(n.engine == "sparse" for n in notes) >= 1
+    fused, _ = to_fused(sparse)
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        want = model(x)
+        torch.testing.assert_close(fused(x), want, rtol=0, atol=1e-4 * max(want.abs().max(), 1))

@@ -36,7 +36,8 @@ def _args(name: str) -> dict:
     return args
 
 
-def _compressed(name: str, args: dict) -> bytes:
+def _pruned(name: str, args: dict, sparsity: float = 0.8) -> nn.Module:
+    """``name`` with BN statistics set, pruned to ``sparsity`` everywhere, weight-shared."""
     torch.manual_seed(0)
     model = create(name, **args).eval()
     with torch.no_grad():  # BN statistics away from their initial identity
@@ -44,9 +45,13 @@ def _compressed(name: str, args: dict) -> bytes:
             if isinstance(m, nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.2, 0.2)
                 m.running_var.uniform_(0.5, 1.5)
-    prune_(model, PruneConfig(sparsity={"*": 0.8}))
+    prune_(model, PruneConfig(sparsity={"*": sparsity}))
     share_weights_(model, WeightSharingConfig(conv_bits=4, fc_bits=5))
-    return pack(model, None, model_name=name, model_args=args)
+    return model
+
+
+def _compressed(name: str, args: dict) -> bytes:
+    return pack(_pruned(name, args), None, model_name=name, model_args=args)
 
 
 # ImageNet-size fully connected layers (57M-138M weights even at 28x28): minutes of

@@ -327,11 +327,19 @@ def _fuse_sequential(seq: nn.Sequential, prefix: str, notes: list[EngineNote]) -
         i = j
 
 
+def _is_block(module: nn.Module) -> bool:
+    """A registered block whose convolutions are all plain ``Conv2d`` (one the sparse or
+    packed engine took a layer of is traced layer by layer instead)."""
+    layers = _BLOCK_LAYERS.get(type(module), ())
+    convs = [getattr(module, n) for n in layers if not n.startswith("bn")]
+    return bool(layers) and all(type(conv) is nn.Conv2d for conv in convs)
+
+
 def _fuse(module: nn.Module, prefix: str, notes: list[EngineNote]) -> nn.Module:
     """``module`` with its blocks, conv/BN/ReLU runs fused (may return a new module)."""
     if isinstance(module, _FUSED):
         return module
-    if type(module) in _BLOCKS:
+    if _is_block(module):
         for layer in _BLOCK_LAYERS[type(module)]:
             notes.append(EngineNote(prefix + layer, "fused", "fused block"))
         return _BLOCKS[type(module)](module)
@@ -346,7 +354,7 @@ def _fuse(module: nn.Module, prefix: str, notes: list[EngineNote]) -> nn.Module:
     # Blocks first, at any depth (the graph would trace through them and lose what the
     # fused blocks do, such as the shuffle folded into a copy), then trace the rest.
     for name, child in list(module.named_modules()):
-        if name and type(child) in _BLOCKS:
+        if name and _is_block(child):
             parent, _, attr = name.rpartition(".")
             if not isinstance(module.get_submodule(parent), _FUSED):
                 setattr(module.get_submodule(parent), attr, _fuse(child, f"{prefix}{name}.", notes))
