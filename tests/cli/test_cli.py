@@ -165,3 +165,15 @@ def test_console_script_exit_code_and_stderr(tmp_path):
         "netshrink: error: unknown model 'alexnett'; did you mean 'alexnet'? "
         "(see `netshrink models`)"
     )
+
+
+def test_profile_times_a_model_on_an_engine_beside_dense(capsys):
+    code, out, _ = run(capsys, "profile", "lenet5", "--latency", "--engine", "fused", "--json")
+    assert code == 0
+    engine = json.loads(out)["engine"]
+    assert len(engine) == 1 and engine[0]["name"] == "fused" and engine[0]["batch_size"] == 1
+    assert engine[0]["dense_ms"] > 0 and engine[0]["engine_ms"] > 0
+    assert engine[0]["speedup"] == pytest.approx(engine[0]["dense_ms"] / engine[0]["engine_ms"])
+    assert 0 < engine[0]["layers_on_engine"] <= engine[0]["layers"]
+    code, out, err = run(capsys, "profile", "lenet5", "--engine", "fused")
+    assert code == 2 and "needs --latency" in err and out == ""

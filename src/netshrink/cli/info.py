@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from netshrink.cli.common import parse_input_size, split_name
+from netshrink.errors import NetshrinkError
 
 __all__ = ["add_datasets", "add_engines", "add_models", "add_profile"]
 
@@ -71,8 +72,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
         render_table,
     )
 
+    if args.engine is not None and not args.latency:
+        raise NetshrinkError("--engine times the model on an engine: it needs --latency")
     built = [_profile_model(text, args) for text in args.names]
     single = len(built) == 1
+    engines = _on_engine(built, args.engine) if args.engine is not None else {}
     profiles = [
         profile(
             model,
@@ -92,14 +96,60 @@ def cmd_profile(args: argparse.Namespace) -> int:
             stats = measure_side_by_side(named, batch_size=b, threads=args.threads)
             for i, prof in enumerate(profiles):
                 prof.latency[b] = stats[str(i)]
+    timed = _engine_latency(built, engines, args) if engines else []
     if args.json:
         data: Any = [p.to_dict() for p in profiles]
+        for entry, (label, _, _) in zip(data, built, strict=True):
+            if timed:
+                entry["engine"] = [row for row in timed if row["model"] == label]
         print(json.dumps(data[0] if single else data, indent=2))
-    elif single:
-        print(render_table(profiles[0]))
     else:
-        print(render_comparison(profiles))
+        print(render_table(profiles[0]) if single else render_comparison(profiles))
+        for row in timed:
+            print(
+                f"{row['model']} batch {row['batch_size']}: {row['name']} engine "
+                f"{row['engine_ms']:.3f} ms vs dense {row['dense_ms']:.3f} ms, speed-up "
+                f"{row['speedup']:.2f}x ({row['layers_on_engine']}/{row['layers']} layers on it)"
+            )
     return 0
+
+
+def _on_engine(built, name: str) -> dict[str, tuple]:
+    """Each model prepared on engine ``name`` (auto times its layers on the model's input
+    size): label -> (network, notes)."""
+    from netshrink.engine import get_engine, to_auto
+
+    engine = get_engine(name)
+    out = {}
+    for label, model, size in built:
+        model.eval()
+        if engine.name == "auto":
+            out[label] = to_auto(model, warn=False, input_size=size)
+        else:
+            out[label] = engine.prepare(model, warn=False)
+    return out
+
+
+def _engine_latency(built, engines, args) -> list[dict]:
+    """Dense and engine latency of each model, timed side by side (interleaved)."""
+    from netshrink.engine import get_engine
+    from netshrink.profile import measure_side_by_side
+
+    name = get_engine(args.engine).name
+    rows = []
+    for label, model, size in built:
+        network, notes = engines[label]
+        for b in args.batch_size:
+            stats = measure_side_by_side(
+                {"dense": (model, size), "engine": (network, size)},
+                batch_size=b, threads=args.threads,
+            )  # fmt: skip
+            dense_ms, engine_ms = stats["dense"].median_ms, stats["engine"].median_ms
+            rows.append(dict(model=label, name=name, batch_size=b, dense_ms=dense_ms,
+                             engine_ms=engine_ms, speedup=dense_ms / engine_ms,
+                             layers=len(notes),
+                             layers_on_engine=sum(n.engine != "float" for n in notes)))  # fmt: skip
+    return rows
 
 
 def add_models(sub) -> None:
@@ -126,5 +176,10 @@ def add_profile(sub) -> None:
     p.add_argument("--latency", action="store_true", help="measure CPU latency")
     p.add_argument("--batch-size", type=int, nargs="+", default=[1])
     p.add_argument("--threads", type=int)
+    p.add_argument(
+        "--engine", metavar="NAME",
+        help="with --latency: also time each model on this inference engine (fused, "
+        "onnxruntime, auto, ...), side by side with dense PyTorch",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_profile)
