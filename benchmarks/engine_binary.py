@@ -21,13 +21,15 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
 
 import argparse  # noqa: E402
-import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from functools import partial  # noqa: E402
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+# Run as a script or loaded by bench_engine.py: benchmarks/ is on the path either way.
+from bench_binary import time_interleaved  # noqa: E402
 from torch import nn  # noqa: E402
 
 import netshrink as ns  # noqa: E402
@@ -43,22 +45,6 @@ NETWORKS: dict[str, tuple[Callable[[], nn.Module], float]] = {
     "vgg_small x2 width": (lambda: SmallVGG((128, 256, 512), 1024, order="xnor"), 6.0),
 }
 BATCH = 1
-
-
-def time_interleaved(
-    contenders: list[Callable[[], object]], repeats: int, warmup: int
-) -> list[float]:
-    """Median wall time (ms) of each contender, run alternately (see bench_binary.py)."""
-    times: list[list[float]] = [[] for _ in contenders]
-    for round_ in range(warmup + repeats):
-        order = range(len(contenders)) if round_ % 2 == 0 else reversed(range(len(contenders)))
-        for i in order:
-            contenders[i]()
-            start = time.perf_counter()
-            contenders[i]()
-            if round_ >= warmup:
-                times[i].append(time.perf_counter() - start)
-    return [float(np.median(t)) * 1e3 for t in times]
 
 
 def networks(seed: int = 0) -> dict[str, tuple[nn.Module, nn.Module, nn.Module, float]]:

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
+from netshrink.engine.graph import is_relu_node
 from netshrink.engine.registry import Engine, EngineNote, register_engine
 from netshrink.models.mobilenet import DepthwiseSeparable
 from netshrink.models.shufflenet import ShuffleUnit
@@ -48,7 +49,6 @@ __all__ = [
 ]  # fmt: skip
 
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
-_RELU_CALLS = (F.relu, torch.relu, torch.relu_)
 
 
 def fold_batch_norm(weight: Tensor, bias: Tensor | None, bn: nn.modules.batchnorm._BatchNorm):
@@ -258,14 +258,6 @@ def fuse_layer(layer: nn.Module) -> nn.Module:
     return _fuse_layer(layer, None, False) if _fusable(layer) else layer
 
 
-def _is_relu(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
-    if node.op == "call_module":
-        return isinstance(modules[node.target], nn.ReLU)
-    if node.op == "call_function":
-        return node.target in _RELU_CALLS
-    return node.op == "call_method" and node.target in ("relu", "relu_")
-
-
 def _only_user(node: fx.Node) -> fx.Node | None:
     users = list(node.users)
     return users[0] if len(users) == 1 and users[0].args[:1] == (node,) else None
@@ -289,7 +281,7 @@ def _fuse_graph(module: fx.GraphModule, prefix: str, notes: list[EngineNote]) ->
                 user.replace_all_uses_with(node)
                 graph.erase_node(user)
         user = _only_user(node)
-        if user is not None and _is_relu(user, modules):
+        if user is not None and is_relu_node(user, modules):
             relu = True
             user.replace_all_uses_with(node)
             graph.erase_node(user)

@@ -39,10 +39,10 @@ import warnings
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
 from netshrink.binarize import is_binary
+from netshrink.engine.graph import is_relu_node
 from netshrink.engine.registry import Engine, EngineNote, register_engine
 from netshrink.errors import NetshrinkError
 from netshrink.kernels import sparse as kernels
@@ -135,14 +135,6 @@ class SparseConv2d(nn.Module):
         )
 
 
-def _is_relu_node(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
-    if node.op == "call_module":
-        return isinstance(modules.get(node.target), nn.ReLU)
-    if node.op == "call_function":
-        return node.target in (F.relu, torch.relu, torch.relu_)
-    return node.op == "call_method" and node.target in ("relu", "relu_")
-
-
 class SparseChainLinear(nn.Module):
     """Consecutive :class:`SparseLinear` layers (each with or without a ReLU after it) run
     as one :class:`~netshrink.kernels.sparse.SparseChain`: at batch 1 one kernel call for
@@ -200,7 +192,7 @@ def _chain_runs(net: nn.Module, members: set[str], prefix: str = ""):
             run and run[-1][3].out_features != modules[tail.target].in_features
         ):
             end, users = tail, list(tail.users)
-            relu = len(users) == 1 and _is_relu_node(users[0], modules)
+            relu = len(users) == 1 and is_relu_node(users[0], modules)
             if relu:
                 end, users = users[0], list(users[0].users)
             run.append((tail, relu, end, modules[tail.target]))
@@ -410,11 +402,11 @@ def _decide(
     dense_twin = dense_twin or dense_copy
     if tune and input_size is None:
         raise NetshrinkError("sparse engine: timing the layers (tune) needs the input size")
-    notes, chosen, timed, inputs = [], {}, {}, {}
+    notes, chosen, timed, inputs = [], {}, set(), {}
     for name, (layer, density, build) in candidates.items():
         note, worth = _candidate(name, layer, density, limits, tune)
         if worth:
-            timed[name] = None
+            timed.add(name)
         notes.append(note)
         if note is not None and note.engine == "sparse":
             chosen[name] = build()
