@@ -33,7 +33,7 @@ def trained_like(name, mode, **kwargs):
 @pytest.mark.parametrize("batch", [1, 5])
 def test_packed_engine_equals_float_simulation_bit_for_bit(name, batch):
     model = trained_like(name, "xnor", order="xnor")
-    packed, notes = to_packed(model)
+    packed, notes = to_packed(model, fuse=False)
     assert all(n.engine == "packed" for n in notes) and len(notes) >= 2
     kinds = {type(m) for m in packed.modules()}
     assert PackedBinaryConv2d in kinds and PackedBinaryLinear in kinds
@@ -130,7 +130,7 @@ def test_only_plain_max_pools_are_replaced_and_outputs_stay_exact():
     x = torch.randn(2, 1, 15, 15)
     model(x)  # materialize the lazy layer
     binarize_(model, BinarizeConfig(mode="xnor"))
-    packed, _ = to_packed(model.eval())
+    packed, _ = to_packed(model.eval(), fuse=False)
     assert [type(packed[i]) for i in (1, 3, 5, 7)] == [
         PackedMaxPool2d, nn.MaxPool2d, nn.MaxPool2d, PackedMaxPool2d,
     ]  # fmt: skip

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from netshrink.binarize.functions import filter_scale, input_scale_conv2d, input_scale_linear
 from netshrink.binarize.modules import BinaryConv2d, BinaryLinear, is_binary
+from netshrink.engine.packed_stages import fuse_stages
 from netshrink.engine.registry import Engine, EngineNote, register_engine
 from netshrink.errors import NetshrinkError
 from netshrink.kernels import binary as kernels
@@ -113,7 +114,12 @@ class PackedMaxPool2d(nn.Module):
         self.stride = _pair(pool.stride if pool.stride is not None else pool.kernel_size)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 4 or x.dtype != torch.float32 or x.device.type != "cpu":
+        if (
+            x.dim() != 4
+            or x.dtype != torch.float32
+            or x.device.type != "cpu"
+            or (not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last))
+        ):  # PyTorch's channels-last pooling is fast (the fused engine's layout)
             return F.max_pool2d(x, self.kernel_size, self.stride)
         x = x.detach().contiguous()  # (N, C, H, W)
         return torch.from_numpy(kernels.max_pool2d(x.numpy(), self.kernel_size, self.stride))
@@ -152,8 +158,15 @@ def _why_float(layer: nn.Module) -> str:
     return ""
 
 
-def to_packed(model: nn.Module, *, warn: bool = True) -> tuple[nn.Module, list[EngineNote]]:
+def to_packed(
+    model: nn.Module, *, warn: bool = True, fuse: bool = True
+) -> tuple[nn.Module, list[EngineNote]]:
     """A copy of binarized ``model`` (eval mode) with its XNOR layers on packed kernels.
+
+    With ``fuse`` each packed layer runs as one XNOR stage with the BatchNorm and Hardtanh
+    before it and the max pool after it (:mod:`netshrink.engine.packed_stages`; outputs to
+    float32 rounding where a layer has an input scale, see there); without, only the layers
+    are replaced and every output equals the float simulation's to the bit.
 
     Returns the copy and one :class:`EngineNote` per binary layer. Layers the kernels
     cannot run stay float (see the module docstring); with ``warn`` that is said once, in
@@ -182,6 +195,8 @@ def to_packed(model: nn.Module, *, warn: bool = True) -> tuple[nn.Module, list[E
         if _poolable(pool):
             parent_name, _, child = name.rpartition(".")
             setattr(packed.get_submodule(parent_name), child, PackedMaxPool2d(pool))
+    if fuse:
+        packed, notes = fuse_stages(packed, notes)
     fallback = [n for n in notes if n.engine == "float"]
     if warn and fallback:
         reasons = sorted({n.reason for n in fallback})
