@@ -4,12 +4,20 @@
 
 Each network is built twice from one seed: the float network in XNOR block order (the dense
 baseline, torch float32, not binarized) and the same network binarized in XNOR mode
-(:func:`netshrink.binarize.binarize_`, default config) and converted by
-:func:`netshrink.engine.packed.to_packed`. Both run end to end from a float32 image to the
-logits; the two contenders' runs are interleaved after a warm-up (one of each per round, the
-order alternating, each timed run right after an untimed run of the same contender, as in
-``benchmarks/bench_binary.py``) and their medians compared. ``identical``: the packed
-network's logits equal the float simulation of the binarized network to the bit.
+(:func:`netshrink.binarize.binarize_`, default config, so with XNOR-Net's input scale ``K``).
+The binarized network runs on three engines: ``layers``, the packed engine layer by layer
+(``to_packed(fuse=False)``: each popcount layer a numba call, BatchNorm, Hardtanh and pools
+PyTorch ops between them); ``stages``, the packed engine with each
+``BatchNorm → Hardtanh → binary layer → max pool`` chain fused into one stage
+(``to_packed``, the default); ``auto`` (``to_auto``: the stages, and the real-valued first
+and last layers on the fused engine). All run end to end from a float32 image to the logits;
+the contenders' runs are interleaved after a warm-up (one of each per round, the order
+alternating, each timed run right after an untimed run of the same contender, as in
+``benchmarks/bench_binary.py``) and their medians compared; the speed-up and its aim are the
+stages engine's over dense. ``exact``: ``layers``' logits equal the float simulation's to
+the bit; ``max diff``: the largest absolute logit difference of ``stages`` from the float
+simulation (float32 rounding: ``K`` is summed in another order), ``top-1``: whether both
+pick the same class for every probe image.
 
 Run it on an otherwise idle machine: a second busy process on the 2 cores makes 2-thread
 timings meaningless.
@@ -29,11 +37,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 # Run as a script or loaded by bench_engine.py: benchmarks/ is on the path either way.
-from bench_binary import time_interleaved  # noqa: E402
+from bench_binary import cpu_model, describe_target, time_interleaved  # noqa: E402
 from torch import nn  # noqa: E402
 
 import netshrink as ns  # noqa: E402
 from netshrink.binarize import BinarizeConfig, binarize_  # noqa: E402
+from netshrink.engine.auto import to_auto  # noqa: E402
 from netshrink.engine.packed import to_packed  # noqa: E402
 from netshrink.kernels import binary  # noqa: E402
 from netshrink.models.vgg import SmallVGG  # noqa: E402
@@ -47,8 +56,8 @@ NETWORKS: dict[str, tuple[Callable[[], nn.Module], float]] = {
 BATCH = 1
 
 
-def networks(seed: int = 0) -> dict[str, tuple[nn.Module, nn.Module, nn.Module, float]]:
-    """label -> (dense float network, binarized float simulation, packed network, aim)."""
+def networks(seed: int = 0) -> dict[str, tuple[nn.Module, nn.Module, dict, float]]:
+    """label -> (dense float network, binarized float simulation, engines by name, aim)."""
     built = {}
     for label, (build, aim) in NETWORKS.items():
         torch.manual_seed(seed)
@@ -60,10 +69,20 @@ def networks(seed: int = 0) -> dict[str, tuple[nn.Module, nn.Module, nn.Module, 
         binary = build()
         binary.load_state_dict(dense.state_dict())
         binarize_(binary, BinarizeConfig(mode="xnor"))
-        packed, notes = to_packed(binary.eval())
-        assert all(n.engine == "packed" for n in notes), notes
-        built[label] = (dense, binary, packed, aim)
+        binary.eval()
+        engines = {}
+        for name, convert in ENGINES.items():
+            engines[name], notes = convert(binary)
+            assert {n.engine for n in notes} <= {"packed", "fused"}, notes
+        built[label] = (dense, binary, engines, aim)
     return built
+
+
+ENGINES: dict[str, Callable] = {
+    "layers": partial(to_packed, fuse=False),
+    "stages": to_packed,
+    "auto": partial(to_auto, warn=False),
+}
 
 
 def _start_thread_pools() -> None:
@@ -84,44 +103,54 @@ def section(threads: int, repeats: int, warmup: int = 5) -> list[dict]:
     torch.set_num_threads(threads)
     numba.set_num_threads(threads)
     rows = []
-    for label, (dense, simulated, packed, aim) in networks().items():
+    for label, (dense, simulated, engines, aim) in networks().items():
         x = torch.randn(BATCH, 1, 28, 28)
+        probes = (x, torch.randn(16, 1, 28, 28))
         with torch.inference_mode():
-            identical = all(
-                torch.equal(packed(probe), simulated(probe))
-                for probe in (x, torch.randn(3, 1, 28, 28))
+            exact = all(torch.equal(engines["layers"](p), simulated(p)) for p in probes)
+            pairs = [(engines["stages"](p), simulated(p)) for p in probes]
+            max_diff = max(float((a - b).abs().max()) for a, b in pairs)
+            top1 = all(torch.equal(a.argmax(1), b.argmax(1)) for a, b in pairs)
+            times = time_interleaved(
+                [partial(dense, x), *(partial(e, x) for e in engines.values())], repeats, warmup
             )
-            dense_ms, packed_ms = time_interleaved(
-                [partial(dense, x), partial(packed, x)], repeats, warmup
-            )
-        speedup = dense_ms / packed_ms
+        dense_ms, layers_ms, stages_ms, auto_ms = times
+        speedup = dense_ms / stages_ms
         rows.append(
             {
                 "model": label,
                 "batch": BATCH,
                 "threads": threads,
                 "dense_ms": dense_ms,
-                "packed_ms": packed_ms,
+                "layers_ms": layers_ms,
+                "stages_ms": stages_ms,
+                "auto_ms": auto_ms,
                 "speedup": speedup,
+                "auto_speedup": dense_ms / auto_ms,
                 "aim": aim,
                 "met": speedup >= aim,
-                "identical": identical,
+                "exact": exact,
+                "max_diff": max_diff,
+                "top1": top1,
             }
         )
     return rows
 
 
 HEADER = (
-    f"{'model':<20} {'batch':>5} {'thr':>3} {'dense ms':>9} {'packed ms':>9} "
-    f"{'speed-up':>8} {'aim':>5} {'met':>4} {'identical':>9}"
+    f"{'model':<20} {'thr':>3} {'dense ms':>8} {'layers':>8} {'stages':>8} {'auto':>8} "
+    f"{'speed-up':>8} {'auto x':>7} {'aim':>5} {'met':>4} {'exact':>5} {'max diff':>8} "
+    f"{'top-1':>5}"
 )
 
 
 def render_row(row: dict) -> str:
     return (
-        f"{row['model']:<20} {row['batch']:>5} {row['threads']:>3} {row['dense_ms']:>9.3f} "
-        f"{row['packed_ms']:>9.3f} {row['speedup']:>7.2f}x {row['aim']:>4.1f}x "
-        f"{'yes' if row['met'] else 'MISS':>4} {'yes' if row['identical'] else 'NO':>9}"
+        f"{row['model']:<20} {row['threads']:>3} {row['dense_ms']:>8.3f} "
+        f"{row['layers_ms']:>8.3f} {row['stages_ms']:>8.3f} {row['auto_ms']:>8.3f} "
+        f"{row['speedup']:>7.2f}x {row['auto_speedup']:>6.2f}x {row['aim']:>4.1f}x "
+        f"{'yes' if row['met'] else 'MISS':>4} {'yes' if row['exact'] else 'NO':>5} "
+        f"{row['max_diff']:>8.1e} {'same' if row['top1'] else 'DIFF':>5}"
     )
 
 
@@ -131,6 +160,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=50, help="timed rounds")
     args = parser.parse_args()
     load = os.getloadavg()[0]
+    print(f"{cpu_model()}; {describe_target()}")
     print(
         f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, {os.cpu_count()} cores, "
         f"1-min load {load:.2f}; numba {numba.__version__}, torch {torch.__version__}"

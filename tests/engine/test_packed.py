@@ -14,6 +14,7 @@ from netshrink.engine.packed import (
     PackedMaxPool2d,
     to_packed,
 )
+from netshrink.engine.packed_stages import PackedXnorStage
 from netshrink.errors import NetshrinkError
 
 
@@ -142,3 +143,133 @@ def test_packed_max_pool_takes_other_inputs_to_torch():
     pool = PackedMaxPool2d(nn.MaxPool2d(2))
     for x in (torch.randn(3, 6, 6), torch.randn(1, 2, 6, 6, dtype=torch.float64)):
         assert torch.equal(pool(x), nn.functional.max_pool2d(x, 2))
+
+
+def trained_xnor(name, input_scale):
+    torch.manual_seed(0)
+    model = ns.create(name, order="xnor")
+    binarize_(model, BinarizeConfig(mode="xnor", input_scale=input_scale))
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(32, 1, 28, 28))
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["lenet5", "vgg_small"])
+def test_fused_stages_without_input_scale_equal_the_float_simulation_bit_for_bit(name):
+    model = trained_xnor(name, input_scale=False)
+    packed, notes = to_packed(model)
+    stages = [m for m in packed.modules() if isinstance(m, PackedXnorStage)]
+    assert len(stages) == len(notes) >= 2
+    assert all(n.reason.startswith("xnor stage: BatchNorm, Hardtanh") for n in notes)
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(packed(x), model(x))
+
+
+@pytest.mark.parametrize("name", ["lenet5", "vgg_small"])
+def test_fused_stages_with_input_scale_agree_to_float32_rounding(name):
+    model = trained_xnor(name, input_scale=True)
+    packed, _ = to_packed(model)
+    assert any(isinstance(m, PackedXnorStage) for m in packed.modules())
+    x = torch.randn(8, 1, 28, 28)
+    with torch.no_grad():
+        got, want = packed(x), model(x)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert torch.equal(got.argmax(1), want.argmax(1))
+
+
+def binary_block():
+    """bn → hardtanh → conv → pool, binarized without input scale, with trained statistics."""
+    torch.manual_seed(5)
+    layers = [
+        nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.Hardtanh(), nn.Conv2d(8, 8, 3, padding=1),
+        nn.MaxPool2d(2), nn.BatchNorm2d(8), nn.Hardtanh(), nn.Conv2d(8, 4, 3),
+    ]  # fmt: skip
+    return layers
+
+
+def settle(model, shape):
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(*shape))
+    return model.eval()
+
+
+def test_a_sequential_keeps_its_names_and_indices():
+    model = nn.Sequential(*binary_block())
+    binarize_(model, BinarizeConfig(mode="xnor", input_scale=False, layers=["3", "7"]))
+    model = settle(model, (16, 1, 12, 12))
+    packed, notes = to_packed(model)
+    kinds = [type(m) for m in packed]
+    assert kinds == [
+        nn.Conv2d, nn.Identity, nn.Identity, PackedXnorStage, nn.Identity,
+        nn.Identity, nn.Identity, PackedXnorStage,
+    ]  # fmt: skip
+    assert {n.layer: n.reason for n in notes} == {
+        "3": "xnor stage: BatchNorm, Hardtanh, max pool fused",
+        "7": "xnor stage: BatchNorm, Hardtanh fused",
+    }
+    x = torch.randn(2, 1, 12, 12)
+    with torch.no_grad():
+        assert torch.equal(packed(x), model(x))
+
+
+class TwoReaders(nn.Module):
+    """The BatchNorm's output is read twice: only the Hardtanh may be fused."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3)
+        self.bn = nn.BatchNorm2d(8)
+        self.act = nn.Hardtanh()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        y = self.bn(self.stem(x))
+        return self.head(self.pool(self.conv(self.act(y)) + y))
+
+
+class Branchy(nn.Module):
+    """A forward that torch.fx cannot trace (control flow on a value): fused child by child."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3)
+        self.block = nn.Sequential(*binary_block()[1:5])
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        if float(x.sum()) > float("inf"):  # never, but fx cannot know
+            x = -x
+        return self.head(self.block(x))
+
+
+def test_a_value_read_twice_is_not_fused_into_a_stage():
+    model = TwoReaders()
+    binarize_(model, BinarizeConfig(mode="xnor", input_scale=False, layers=["conv"]))
+    model = settle(model, (16, 1, 12, 12))
+    packed, notes = to_packed(model)
+    assert [n.reason for n in notes] == ["xnor stage: Hardtanh fused"]
+    assert isinstance(packed.bn, nn.BatchNorm2d)
+    x = torch.randn(2, 1, 12, 12)
+    with torch.no_grad():
+        assert torch.equal(packed(x), model(x))
+
+
+def test_a_forward_that_does_not_trace_is_fused_child_by_child():
+    model = Branchy()
+    binarize_(model, BinarizeConfig(mode="xnor", input_scale=False))
+    model = settle(model, (16, 1, 12, 12))
+    packed, notes = to_packed(model)
+    assert type(packed) is Branchy
+    assert [type(m) for m in packed.block] == [nn.Identity] * 2 + [PackedXnorStage, nn.Identity]
+    assert [n.reason for n in notes] == ["xnor stage: BatchNorm, Hardtanh, max pool fused"]
+    x = torch.randn(2, 1, 12, 12)
+    with torch.no_grad():
+        assert torch.equal(packed(x), model(x))
