@@ -16,6 +16,7 @@ from netshrink.binarize import (
     binary_sign,
     input_scale_conv2d,
     is_binary,
+    pairwise_sum,
     sign,
 )
 from netshrink.errors import NetshrinkError
@@ -62,6 +63,32 @@ def test_input_scale_matches_loops(k, stride, pad):
     x = torch.randn(2, 5, 9, 8, dtype=torch.float64)
     got = input_scale_conv2d(x, (k, k), (stride, stride), (pad, pad))
     np.testing.assert_allclose(got.numpy(), np_input_scale(x.numpy(), k, stride, pad), rtol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "dilation"),
+    [((4, 3), (1, 1), "same", (1, 1)), ((3, 3), (1, 1), "same", (2, 1)),
+     ((3, 2), (2, 1), "valid", (1, 1)), ((3, 3), (2, 2), (2, 1), (1, 2))],
+)  # fmt: skip
+def test_input_scale_matches_a_box_convolution(kernel, stride, padding, dilation):
+    """K's fixed summation order against its definition: mean_c |x| ⊛ box, in float64."""
+    x = torch.randn(2, 7, 11, 10, dtype=torch.float64)
+    got = input_scale_conv2d(x, kernel, stride, padding, dilation)
+    box = torch.full((1, 1, *kernel), 1 / (kernel[0] * kernel[1]), dtype=torch.float64)
+    a = x.abs().mean(1, keepdim=True)
+    want = F.conv2d(a, box, None, stride, padding, dilation).squeeze(1)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_pairwise_sum_is_the_sum_in_a_fixed_order():
+    for n in (1, 2, 5, 64, 100):
+        x = torch.rand(3, n, 4, dtype=torch.float64)
+        torch.testing.assert_close(pairwise_sum(x, 1), x.sum(1, keepdim=True))
+    half_ulp = 2.0**-24  # of 1.0 in float32: 1 + half_ulp rounds to 1 (ties to even)
+    # padded to [a, b, c, 0]: (a + c) + (b + 0), element i paired with i + 2
+    assert pairwise_sum(torch.tensor([1.0, half_ulp, half_ulp]), 0).item() == 1.0
+    assert pairwise_sum(torch.tensor([half_ulp, 1.0, half_ulp]), 0).item() == 1 + 2 * half_ulp
 
 
 def reference_conv(x, weight, bias, mode, stride, pad, input_scale=True):

@@ -169,15 +169,15 @@ def test_fused_stages_without_input_scale_equal_the_float_simulation_bit_for_bit
 
 
 @pytest.mark.parametrize("name", ["lenet5", "vgg_small"])
-def test_fused_stages_with_input_scale_agree_to_float32_rounding(name):
+def test_fused_stages_with_input_scale_equal_the_float_simulation_bit_for_bit(name):
+    """K too: the stages sum it in the order the float simulation fixes."""
     model = trained_xnor(name, input_scale=True)
     packed, _ = to_packed(model)
     assert any(isinstance(m, PackedXnorStage) for m in packed.modules())
-    x = torch.randn(8, 1, 28, 28)
-    with torch.no_grad():
-        got, want = packed(x), model(x)
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-    assert torch.equal(got.argmax(1), want.argmax(1))
+    for batch in (1, 8):
+        x = torch.randn(batch, 1, 28, 28)
+        with torch.no_grad():
+            assert torch.equal(packed(x), model(x))
 
 
 def binary_block():

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from netshrink.binarize.functions import input_scale_conv2d, input_scale_linear
 from netshrink.kernels.binary import pack_conv_weight, pack_rows
 from netshrink.kernels.xnor_stage import (
     Prologue,
@@ -83,13 +84,14 @@ def test_batch_norm_terms_give_torch_batch_norm_to_the_bit():
 
 def _prologue_output(x, scale, shift):
     """y of the compiled prologue (its first output) for an (N, C, ...) input."""
-    from netshrink.kernels.xnor_stage import _prologue
+    from netshrink.kernels.xnor_stage import _prologue, _tree_rows
 
     flat = np.ascontiguousarray(x.reshape(x.shape[0], x.shape[1], -1))
     y = np.empty_like(flat)
     abs_sum = np.empty((x.shape[0], flat.shape[2]), np.float32)
+    tree = np.zeros((_tree_rows(x.shape[1]), flat.shape[2]), np.float32)
     lo, hi = np.float32(-np.inf), np.float32(np.inf)
-    _prologue(flat, scale, shift, lo, hi, True, False, y, abs_sum)
+    _prologue(flat, scale, shift, lo, hi, True, False, tree, y, abs_sum)
     assert np.allclose(abs_sum, np.abs(y.astype(np.float64)).sum(1), rtol=1e-5)
     return y.reshape(x.shape)
 
@@ -119,10 +121,15 @@ def test_conv_stage_against_numpy(chans, n_out, kernel, padding, size, threads):
                 ((2, 2), (2, 2)),
             )  # fmt: skip
             got = stage(x)
-            if input_scale:  # K in float64: the stage's float32 K to rounding
+            if input_scale:
+                # K in float64 from the formula: the stage's float32 K to rounding
                 k = box_scale(y, kernel, padding)[:, None]
                 want = max_pool_2x2(dots * alpha[None, :, None, None] * k + bias[:, None, None])
                 np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+                # and the float simulation's float32 K and expression, to the bit
+                k = input_scale_conv2d(torch.from_numpy(y), (kernel,) * 2, (1, 1), (padding,) * 2)
+                v = dots.astype(np.float32) * alpha[None, :, None, None] * k.numpy()[:, None]
+                assert np.array_equal(got, max_pool_2x2(v + bias[:, None, None]))
             else:  # no K: the float simulation's float32 expression, to the bit
                 v = dots.astype(np.float32) * alpha[None, :, None, None] + bias[:, None, None]
                 assert np.array_equal(got, max_pool_2x2(v))
@@ -151,6 +158,8 @@ def test_linear_stage_against_numpy(batch, features):
         if input_scale:
             k = np.abs(y.astype(np.float64)).mean(1, keepdims=True)
             np.testing.assert_allclose(got, dots * alpha * k + bias, rtol=2e-5, atol=2e-5)
+            k = input_scale_linear(torch.from_numpy(y)).numpy()[:, None]  # the simulation's
+            assert np.array_equal(got, dots.astype(np.float32) * alpha * k + bias)
         else:
             assert np.array_equal(got, dots.astype(np.float32) * alpha + bias)
 

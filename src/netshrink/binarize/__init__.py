@@ -17,6 +17,7 @@ from netshrink.binarize.functions import (
     filter_scale,
     input_scale_conv2d,
     input_scale_linear,
+    pairwise_sum,
     sign,
 )
 from netshrink.binarize.modules import MODES, BinaryConv2d, BinaryLinear, is_binary
@@ -33,6 +34,7 @@ __all__ = [
     "filter_scale",
     "input_scale_conv2d",
     "input_scale_linear",
+    "pairwise_sum",
     "is_binary",
     "rebinarize_",
     "sign",

@@ -25,6 +25,7 @@ __all__ = [
     "filter_scale",
     "input_scale_conv2d",
     "input_scale_linear",
+    "pairwise_sum",
     "sign",
 ]
 
@@ -67,25 +68,71 @@ def filter_scale(weight: Tensor) -> Tensor:
     return weight.abs().flatten(1).mean(1)
 
 
+def pairwise_sum(x: Tensor, dim: int) -> Tensor:
+    """``Σ`` over ``dim`` in a fixed order: zero-padded to a power of two, then halved by
+    ``x[:half] + x[half:]`` until one is left (the dimension kept, of size 1).
+
+    Each step is an exactly rounded element-wise addition, so the result is the same to the
+    bit on every CPU and in the packed kernels (:mod:`netshrink.kernels.xnor_stage`), which
+    repeat the same tree; a library reduction (``Tensor.sum``) is free to choose its order.
+    """
+    n = x.shape[dim]
+    size = 1 << max(0, (n - 1).bit_length())
+    if size != n:
+        shape = list(x.shape)
+        shape[dim] = size - n
+        x = torch.cat([x, x.new_zeros(shape)], dim)
+    while size > 1:
+        size //= 2
+        x = x.narrow(dim, 0, size) + x.narrow(dim, size, size)
+    return x
+
+
 def input_scale_conv2d(
     x: Tensor,
     kernel_size: tuple[int, int],
     stride: tuple[int, int],
-    padding: tuple[int, int],
+    padding: tuple[int, int] | str,
     dilation: tuple[int, int] = (1, 1),
 ) -> Tensor:
     """``K`` of XNOR-Net §3.2 for a convolution: ``(N, C, H, W)`` → ``(N, Ho, Wo)``.
 
     ``A = mean_c |x|`` convolved with a box filter of ``1/(kh·kw)`` at the conv's stride,
-    padding (zeros, as the conv pads its input) and dilation. Differentiable.
+    padding (zeros, as the conv pads its input; ``"valid"`` and ``"same"`` as
+    ``F.conv2d`` reads them, an odd ``"same"`` total padded one more at the end) and
+    dilation. Differentiable.
+
+    Every sum has an order fixed here, so the packed kernels reproduce ``K`` to the bit:
+    ``A = pairwise_sum_c(|x|) / C``; each window's sum runs along its rows first
+    (``kx = 0, 1, …`` in turn), then adds the row sums (``ky = 0, 1, …``), and is divided
+    by ``kh·kw``.
     """
-    a = x.abs().mean(1, keepdim=True)  # (N, 1, H, W)
-    kh, kw = kernel_size
-    box = torch.full((1, 1, kh, kw), 1.0 / (kh * kw), dtype=x.dtype, device=x.device)
-    return F.conv2d(a, box, None, stride, padding, dilation).squeeze(1)  # (N, Ho, Wo)
+    n_img, chans, height, width = x.shape
+    (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
+    if padding == "valid":
+        padding = (0, 0)
+    if padding == "same":
+        (top, bottom), (left, right) = (
+            (t // 2, t - t // 2) for t in (dh * (kh - 1), dw * (kw - 1))
+        )
+    else:
+        (top, left), (bottom, right) = padding, padding
+    a = pairwise_sum(x.abs(), 1) / chans  # (N, 1, H, W)
+    a = F.pad(a, (left, right, top, bottom))
+    out_h = (height + top + bottom - dh * (kh - 1) - 1) // sh + 1
+    out_w = (width + left + right - dw * (kw - 1) - 1) // sw + 1
+    rows = a[..., 0 : (out_w - 1) * sw + 1 : sw]  # kx = 0, every padded row
+    for kx in range(1, kw):
+        start = kx * dw
+        rows = rows + a[..., start : start + (out_w - 1) * sw + 1 : sw]
+    box = rows[..., 0 : (out_h - 1) * sh + 1 : sh, :]  # ky = 0
+    for ky in range(1, kh):
+        start = ky * dh
+        box = box + rows[..., start : start + (out_h - 1) * sh + 1 : sh, :]
+    return (box / (kh * kw)).squeeze(1)  # (N, Ho, Wo)
 
 
 def input_scale_linear(x: Tensor) -> Tensor:
     """``K`` for a fully connected layer: ``mean |x|`` per sample, ``(N, C)`` → ``(N,)``
-    (over the last dimension for inputs with more)."""
-    return x.abs().mean(-1)
+    (over the last dimension for inputs with more); the sum is :func:`pairwise_sum`."""
+    return (pairwise_sum(x.abs(), -1) / x.shape[-1]).squeeze(-1)

@@ -164,9 +164,9 @@ def to_packed(
     """A copy of binarized ``model`` (eval mode) with its XNOR layers on packed kernels.
 
     With ``fuse`` each packed layer runs as one XNOR stage with the BatchNorm and Hardtanh
-    before it and the max pool after it (:mod:`netshrink.engine.packed_stages`; outputs to
-    float32 rounding where a layer has an input scale, see there); without, only the layers
-    are replaced and every output equals the float simulation's to the bit.
+    before it and the max pool after it (:mod:`netshrink.engine.packed_stages`); without,
+    only the layers are replaced. Either way every output equals the float simulation's to
+    the bit.
 
     Returns the copy and one :class:`EngineNote` per binary layer. Layers the kernels
     cannot run stay float (see the module docstring); with ``warn`` that is said once, in

@@ -8,9 +8,8 @@ packed network (child by child where a forward does not trace), each chain
 and replaces it by one :class:`PackedXnorStage` on the kernels of
 :mod:`netshrink.kernels.xnor_stage`: the BatchNorm as PyTorch's own fused multiply-add (so
 every sign is PyTorch's), the clamp, the signs, XNOR-Net's ``K``, the popcount layer and the
-pool in numba calls on arrays prepared once. Outputs equal the float simulation's to the bit
-where the layer has no input scale and to float32 rounding where it has (``K`` is summed in
-another order).
+pool in numba calls on arrays prepared once. Outputs equal the float simulation's to the bit,
+``K`` included (its sums run in the order the simulation fixes).
 """
 
 from __future__ import annotations

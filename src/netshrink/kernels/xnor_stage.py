@@ -18,9 +18,10 @@ LeNet-5's conv2). A stage does it all in numba on arrays prepared once:
    ``((dot·α)·K) + bias`` as the float simulation rounds it;
 4. an optional max pool (no padding), exact.
 
-``K`` is summed in another order than PyTorch's reduction and convolution, so a stage with
-an input scale agrees with the float simulation to float32 rounding (a few ulp), not to the
-bit; without one (``input_scale=False``) every output is bit-identical. Stages check the
+``K``'s sums run in the order the float simulation fixes
+(:func:`netshrink.binarize.functions.input_scale_conv2d`: a pairwise tree over channels,
+rows then columns of each window, exactly rounded divisions), so with or without an input
+scale every output is bit-identical to the float simulation's, on any CPU. Stages check the
 input's shape and dtype; the weights are checked once, when the stage is built.
 """
 
@@ -104,34 +105,62 @@ class Prologue:
         self.lo, self.hi = np.float32(lo), np.float32(hi)
 
 
+def _tree_rows(chans: int) -> int:
+    """Rows of a pairwise-sum tree over ``chans`` values: the power of two at or above."""
+    return 1 << max(0, (chans - 1).bit_length())
+
+
 @numba.njit(cache=True)
-def _prologue(x, scale, shift, lo, hi, has_affine, has_clamp, y, abs_sum):  # pragma: no cover
-    """y (N, C, P) = clamp(fma(x, scale[c], shift[c])); abs_sum (N, P) = Σ_c |y|."""
+def _halve(tree):  # pragma: no cover - compiled
+    """tree (P, M), P a power of two: tree[0] becomes the pairwise sum of its rows, by
+    ``tree[i] += tree[i + P/2]`` for i < P/2 and so on down to one row (the order of
+    :func:`netshrink.binarize.functions.pairwise_sum`)."""
+    size = tree.shape[0]
+    while size > 1:
+        size //= 2
+        for i in range(size):
+            dst = tree[i]
+            src = tree[i + size]
+            for p in range(dst.shape[0]):
+                dst[p] += src[p]
+
+
+@numba.njit(cache=True)
+def _prologue(  # pragma: no cover
+    x, scale, shift, lo, hi, has_affine, has_clamp, tree, y, abs_sum
+):
+    """y (N, C, P) = clamp(fma(x, scale[c], shift[c])); abs_sum (N, P) = the pairwise sum
+    over c of |y|. ``tree`` (T, P) zeros, T the power of two at or above C: its rows from C
+    up stay zero, the rest are rewritten for each image."""
     n_img, chans, n_pix = x.shape
     for n in range(n_img):
-        acc = abs_sum[n]
-        acc[:] = 0
         for c in range(chans):
             a_c = scale[c] if has_affine else np.float32(1)
             b_c = shift[c] if has_affine else np.float32(0)
             src = x[n, c]
             dst = y[n, c]
+            row = tree[c]
             for i in range(n_pix):
                 v = _fma(src[i], a_c, b_c) if has_affine else src[i]
                 if has_clamp:
                     v = lo if v < lo else v
                     v = hi if v > hi else v
                 dst[i] = v
-                acc[i] += abs(v)
+                row[i] = abs(v)
+        _halve(tree)
+        abs_sum[n] = tree[0]
 
 
 @numba.njit(cache=True)
 def _box_scale(  # pragma: no cover
     abs_sum, chans, height, width, kernel_size, stride, padding, out
 ):
-    """out (N, Ho·Wo): ``A = abs_sum / C`` (N, H·W) box-filtered, zero padded (XNOR-Net K)."""
+    """out (N, Ho·Wo): ``A = abs_sum / C`` (N, H·W) box-filtered, zero padded (XNOR-Net K),
+    each window summed along its rows, then the row sums added, then divided by kh·kw: the
+    order of :func:`netshrink.binarize.functions.input_scale_conv2d` (zeros skipped:
+    adding +0 to a sum of magnitudes changes no bit)."""
     kh, kw = kernel_size
-    box = np.float32(1.0 / (kh * kw))
+    area = np.float32(kh * kw)
     out_w = (width + 2 * padding[1] - kw) // stride[1] + 1
     n_img, n_out = out.shape
     a = abs_sum / np.float32(chans)
@@ -142,22 +171,24 @@ def _box_scale(  # pragma: no cover
             for ky in range(kh):
                 iy = oy * stride[0] + ky - padding[0]
                 if 0 <= iy < height:
+                    row = np.float32(0)
                     for kx in range(kw):
                         ix = ox * stride[1] + kx - padding[1]
                         if 0 <= ix < width:
-                            acc = _fma(a[n, iy * width + ix], box, acc)
-            out[n, p] = acc
+                            row += a[n, iy * width + ix]
+                    acc += row
+            out[n, p] = acc / area
 
 
 @numba.njit(cache=True)
 def _prologue_packed(  # pragma: no cover
-    x, scale, shift, lo, hi, has_affine, has_clamp, bits, k_out
+    x, scale, shift, lo, hi, has_affine, has_clamp, tree, bits, k_out
 ):
     """For a linear stage: the signs of clamp(fma(x, scale, shift)) (N, C) packed into bits
-    (N, words(C)), and ``K = Σ_c|y| / C`` per row into k_out (N,)."""
+    (N, words(C)), and ``K`` = the pairwise sum of ``|y|`` over c, divided by C, per row
+    into k_out (N,). ``tree`` (P, 1) zeros, P the power of two at or above C."""
     n_img, chans = x.shape
     for n in range(n_img):
-        acc = np.float32(0)
         for w in range(bits.shape[1]):
             word = np.uint64(0)
             for b in range(min(WORD_BITS, chans - w * WORD_BITS)):
@@ -166,10 +197,11 @@ def _prologue_packed(  # pragma: no cover
                 if has_clamp:
                     v = lo if v < lo else v
                     v = hi if v > hi else v
-                acc += abs(v)
+                tree[c, 0] = abs(v)
                 word |= np.uint64(not v >= 0) << np.uint64(b)
             bits[n, w] = word
-        k_out[n] = acc / np.float32(chans)
+        _halve(tree)
+        k_out[n] = tree[0, 0] / np.float32(chans)
 
 
 def _bias(bias: np.ndarray | None, n_out: int) -> tuple[np.ndarray, bool]:
@@ -244,9 +276,10 @@ class XnorConvStage:
         pro = self.prologue
         y = np.empty_like(x)
         abs_sum = np.empty((n_img, height * width), np.float32)
+        tree = np.zeros((_tree_rows(chans), height * width), np.float32)
         _prologue(
             x.reshape(n_img, chans, -1), pro.scale, pro.shift, pro.lo, pro.hi,
-            pro.has_affine, pro.has_clamp, y.reshape(n_img, chans, -1), abs_sum,
+            pro.has_affine, pro.has_clamp, tree, y.reshape(n_img, chans, -1), abs_sum,
         )  # fmt: skip
         scale = ABSENT
         if self.input_scale:
@@ -313,8 +346,9 @@ class XnorLinearStage:
         pro = self.prologue
         bits = np.empty((x.shape[0], self.weight_bits.shape[1]), np.uint64)
         k = np.empty(x.shape[0], np.float32)
+        tree = np.zeros((_tree_rows(self.in_features), 1), np.float32)
         _prologue_packed(x, pro.scale, pro.shift, pro.lo, pro.hi, pro.has_affine,
-                         pro.has_clamp, bits, k)  # fmt: skip
+                         pro.has_clamp, tree, bits, k)  # fmt: skip
         out = np.empty((x.shape[0], self.weight_bits.shape[0]), np.float32)
         if out.size:
             _gemm(
