@@ -4,6 +4,9 @@ each other.
 - :mod:`netshrink.kernels.binary`: bit-packed XNOR-Net GEMM, convolution and linear layers
   (the public API and its glue), whose compiled loops are in
   :mod:`netshrink.kernels.binary_loops`.
+- :mod:`netshrink.kernels.xnor_stage`: whole XNOR-Net stages in one call (BatchNorm,
+  clamp, signs, the input scale K, the popcount layer and max pool), bit-identical to the
+  float simulation.
 - :mod:`netshrink.kernels.sparse`: sparse codebook (EIE-layout) fully connected and
   convolution kernels for pruned, weight-shared layers, whose compiled loops are in
   :mod:`netshrink.kernels.sparse_loops`.
