@@ -19,7 +19,7 @@ LAYERS = [
     ("models and data", {"models", "data"}),
     ("methods", {"layer_patterns", "train", "profile", "prune", "quantize", "binarize", "distill"}),
     ("format", {"nsz"}),
-    ("engine", {"engine"}),
+    ("engine", {"engine", "deploy"}),
     ("runs", {"runs"}),
     ("survey and sweep", {"survey", "sweep"}),
     ("cli", {"cli"}),

@@ -24,9 +24,10 @@ The survey lives in :mod:`netshrink.survey` (it imports matplotlib).
 
 from netshrink.binarize import BinarizeConfig, binarize_
 from netshrink.data import Dataset, ImageSplit, list_datasets, load_dataset
+from netshrink.deploy import export_onnx
 from netshrink.engine import to_packed
 from netshrink.errors import NetshrinkError
-from netshrink.models import create, get_spec, list_models
+from netshrink.models import create, get_spec, list_models, trust_external
 from netshrink.nsz import EncodingConfig, compression_report, pack, read_nsz, unpack
 from netshrink.profile import (
     ModelProfile,
@@ -60,9 +61,11 @@ __all__ = [
     "compression_report",
     "create",
     "evaluate",
+    "export_onnx",
     "get_spec",
     "list_datasets",
     "list_models",
+    "trust_external",
     "load_checkpoint",
     "load_dataset",
     "load_recipe",

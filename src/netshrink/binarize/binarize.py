@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ from torch import nn
 from netshrink.binarize.functions import filter_scale
 from netshrink.binarize.modules import MODES, BinaryConv2d, BinaryLinear, is_binary
 from netshrink.errors import NetshrinkError
-from netshrink.layer_patterns import compressible_layers, match_patterns
+from netshrink.layer_patterns import compressible_layers, foreign_forward, match_patterns
 
 __all__ = ["BinarizeConfig", "BinaryWeights", "binarize_", "binary_layers", "rebinarize_"]
 
@@ -104,6 +105,28 @@ def _plan(model: nn.Module, config: BinarizeConfig) -> list[str]:
             chosen -= {names[0], names[-1]}
     excluded = match_patterns(names, dict.fromkeys(config.exclude, True), what="binarize exclude")
     plan = [n for n in names if n in chosen and n not in excluded]
+    foreign = {n: foreign_forward(layers[n]) for n in plan if foreign_forward(layers[n])}
+    if foreign and config.layers:
+        name, kind = next(iter(foreign.items()))
+        raise NetshrinkError(
+            f"binarize: layer {name!r} ({kind}) has a forward of its own, which a binary "
+            "layer would drop; leave it out"
+        )
+    if foreign and len(foreign) == len(plan):
+        kinds = ", ".join(sorted(set(foreign.values())))
+        raise NetshrinkError(
+            f"binarize: no eligible layer: all {len(plan)} chosen Conv2d/Linear layers have a "
+            f"forward of their own ({kinds}), which a binary layer would drop"
+        )
+    if foreign:
+        listed = ", ".join(f"{n} ({k})" for n, k in list(foreign.items())[:5])
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        warnings.warn(
+            f"binarize: {len(foreign)} layer(s) with a forward of their own stay real-valued: "
+            f"{listed}{more}",
+            stacklevel=3,
+        )
+        plan = [n for n in plan if n not in foreign]
     if not plan:
         kept = " (the first and last stay real-valued)" if config.keep_first_last else ""
         raise NetshrinkError(

@@ -3,7 +3,8 @@
 One module per command group, each with its commands' handlers and parsers:
 :mod:`~netshrink.cli.info` (models, datasets, engines, profile), :mod:`~netshrink.cli.train`
 (train, distill), :mod:`~netshrink.cli.binarize`, :mod:`~netshrink.cli.evaluate` (eval),
-:mod:`~netshrink.cli.compress` (compress, inspect, unpack), :mod:`~netshrink.cli.prune`
+:mod:`~netshrink.cli.compress` (compress, inspect, unpack), :mod:`~netshrink.cli.export`,
+:mod:`~netshrink.cli.prune`
 (sensitivity, dsd), :mod:`~netshrink.cli.sweep` and :mod:`~netshrink.cli.survey`; what they
 share is in :mod:`~netshrink.cli.common`. A new command is an ``add_<command>(sub)`` in its
 group's module, listed in :data:`COMMANDS`.
@@ -24,13 +25,18 @@ from netshrink.cli import (  # noqa: E402
     binarize,
     compress,
     evaluate,
+    export,
     info,
     prune,
     survey,
     sweep,
     train,
 )
-from netshrink.cli.common import OneLineErrorParser, parse_input_size  # noqa: E402
+from netshrink.cli.common import (  # noqa: E402
+    OneLineErrorParser,
+    parse_input_size,
+    trust_named_models,
+)
 from netshrink.errors import NetshrinkError  # noqa: E402
 
 __all__ = ["COMMANDS", "build_parser", "main", "parse_input_size"]
@@ -49,6 +55,7 @@ COMMANDS = [
     compress.add_compress,
     compress.add_inspect,
     compress.add_unpack,
+    export.add_export,
     prune.add_sensitivity,
     prune.add_dsd,
     survey.add_survey,
@@ -69,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        trust_named_models(args)
         return args.func(args)
     except NetshrinkError as exc:
         print(f"netshrink: error: {exc}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from netshrink.cli.common import (
+    TRUST_HELP,
     add_binarize_flags,
     add_train_flags,
     binarize_config,
@@ -55,4 +56,5 @@ def add_binarize(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_binarize_flags(p)
     add_train_flags(p)
+    p.add_argument("--model", metavar="SPEC", help=TRUST_HELP)
     p.set_defaults(func=cmd_binarize)

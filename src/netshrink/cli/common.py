@@ -15,15 +15,20 @@ from typing import Any, NoReturn, TypeVar
 from netshrink.errors import NetshrinkError
 
 __all__ = [
+    "MODEL_HELP",
     "OneLineErrorParser",
+    "TRUST_HELP",
     "add_binarize_flags",
+    "add_model_flag",
     "add_train_flags",
     "binarize_config",
     "given",
+    "model_skeleton",
     "parse_input_size",
     "say_float_layers",
     "split_name",
     "train_config",
+    "trust_named_models",
     "with_given",
     "xnor_order_note",
 ]
@@ -55,9 +60,76 @@ def parse_input_size(text: str) -> tuple[int, ...]:
 
 
 def split_name(text: str) -> tuple[str, list[str]]:
-    """``"mobilenet_v1:width_mult=0.5,small_input=1"`` → name and its key=value pairs."""
-    name, _, rest = text.partition(":")
-    return name, [p for p in rest.split(",") if p]
+    """``"mobilenet_v1:width_mult=0.5,small_input=1"`` → name and its key=value pairs; an
+    importable path keeps its colon: ``"pkg.mod:factory:depth=8"`` → ``"pkg.mod:factory"``."""
+    head, sep, tail = text.rpartition(":")
+    if not sep or "=" not in tail:
+        return text, []
+    return head, [p for p in tail.split(",") if p]
+
+
+# ---------------------------------------------------------------------------- models
+
+MODEL_HELP = (
+    "the network's code, for a file made from an external model or one that names no "
+    "architecture: package.module:factory (imported: only paths you name are) or a "
+    "registry name; its arguments by --arg"
+)
+
+
+TRUST_HELP = (
+    "the checkpoint's code when it was made from an external model: the "
+    "package.module:factory it records (imported: only paths you name are)"
+)
+
+
+def add_model_flag(p: argparse.ArgumentParser, *, args_flag: bool = True) -> None:
+    """``--model SPEC`` (and ``--arg KEY=VALUE``) for commands that read a trained file."""
+    p.add_argument("--model", metavar="SPEC", help=MODEL_HELP)
+    if args_flag:
+        p.add_argument(
+            "--arg", action="append", default=[], metavar="KEY=VALUE",
+            help="argument of --model's factory (repeatable)",
+        )  # fmt: skip
+
+
+def trust_named_models(args: argparse.Namespace) -> None:
+    """Allow the importable paths the user typed (model arguments, ``--model``,
+    ``--student``) to be imported; a path only a file names stays untrusted."""
+    texts = [getattr(args, key, None) for key in ("name", "model", "student")]
+    texts += list(getattr(args, "names", None) or [])
+    for text in texts:
+        if isinstance(text, str) and ":" in text:
+            from netshrink.models import is_external, trust_external
+
+            name, _ = split_name(text)
+            if is_external(name):
+                trust_external(name)
+
+
+def model_skeleton(args: argparse.Namespace, path: str | None = None):
+    """The skeleton ``--model``/``--arg`` describe, or None where the file's own record
+    will do: without ``--model``; with ``--model`` but no ``--arg`` when ``path`` names an
+    architecture (the path is trusted, the file's arguments used)."""
+    if args.model is None:
+        if getattr(args, "arg", None):
+            raise NetshrinkError("--arg gives --model's arguments: it needs --model")
+        return None
+    from netshrink.models import create, parse_model_args
+
+    if not args.arg and path is not None and _names_architecture(path):
+        return None
+    return create(args.model, **parse_model_args(args.model, args.arg))
+
+
+def _names_architecture(path: str) -> bool:
+    from netshrink.runs.load import is_nsz
+
+    if not is_nsz(path):
+        return True  # a checkpoint always records its model
+    from netshrink.nsz import read_nsz
+
+    return read_nsz(path).model_name is not None
 
 
 def given(args: argparse.Namespace, fields: dict[str, str]) -> dict[str, Any]:

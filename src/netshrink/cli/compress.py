@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from netshrink.cli.common import parse_input_size
+from netshrink.cli.common import add_model_flag, model_skeleton, parse_input_size
 from netshrink.errors import NetshrinkError
 
 __all__ = ["add_compress", "add_inspect", "add_unpack"]
@@ -16,12 +16,13 @@ def _source(args: argparse.Namespace):
     from netshrink.models import parse_model_args
     from netshrink.runs.compress import checkpoint_source, model_source
 
-    if (args.checkpoint is None) == (args.model is None):
-        raise NetshrinkError("give either a CHECKPOINT or --model NAME")
-    if args.checkpoint is not None:
-        if args.arg or args.input:
-            raise NetshrinkError("--arg and --input go with --model, not with a checkpoint")
-        return checkpoint_source(args.checkpoint, args.data, limit=args.limit)
+    if args.checkpoint is None and args.model is None:
+        raise NetshrinkError("give a CHECKPOINT or --model NAME")
+    if args.checkpoint is not None:  # --model is then the checkpoint's code
+        if args.input:
+            raise NetshrinkError("--input goes with --model alone, not with a checkpoint")
+        skeleton = model_skeleton(args, args.checkpoint)
+        return checkpoint_source(args.checkpoint, args.data, limit=args.limit, model=skeleton)
     model_args = parse_model_args(args.model, args.arg)
     size = parse_input_size(args.input) if args.input else None
     return model_source(args.model, model_args, args.data, input_size=size, limit=args.limit)
@@ -57,21 +58,31 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from netshrink.nsz import compression_report, read_nsz, render_report
+    from netshrink.nsz import compression_report, load_into, read_nsz, render_report, skeleton
 
-    report = compression_report(read_nsz(args.file))
+    nsz = read_nsz(args.file)
+    report = compression_report(nsz)
+    fits = None
+    if args.model is not None:  # the file decoded into the user's module: it fits exactly
+        model = model_skeleton(args, args.file) or skeleton(nsz)
+        load_into(nsz, model)
+        fits = f"{len(nsz.entries)} tensors restored into {args.model}"
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(json.dumps({**report.to_dict(), **({"fits": fits} if fits else {})}, indent=2))
     else:
         print(f"{args.file}: {report.model or 'unnamed architecture'}")
         print(render_report(report))
+        if fits:
+            print(fits)
     return 0
 
 
 def cmd_unpack(args: argparse.Namespace) -> int:
     from netshrink.runs.load import unpack_to_checkpoint
 
-    ckpt = unpack_to_checkpoint(args.file, args.out)
+    skeleton = model_skeleton(args, args.file)
+    named = None if skeleton is None else (args.model, args.arg)
+    ckpt = unpack_to_checkpoint(args.file, args.out, model=skeleton, named=named)
     kind = "binary layers kept binary" if ckpt.binarize else "dense fp32"
     print(f"wrote {args.out} ({ckpt.model_name}, {kind})")
     return 0
@@ -80,7 +91,11 @@ def cmd_unpack(args: argparse.Namespace) -> int:
 def add_compress(sub) -> None:
     p = sub.add_parser("compress", help="Deep Compression: run a recipe, write an .nsz file")
     p.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT")
-    p.add_argument("--model", metavar="NAME", help="compress a registered model instead")
+    p.add_argument(
+        "--model", metavar="SPEC",
+        help="without a CHECKPOINT: compress this model, untrained or trained on --data; with "
+        "one: the checkpoint's code (a registry name or package.module:factory)",
+    )  # fmt: skip
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--input", help="model input CxHxW (with --model and --data none)")
     p.add_argument(
@@ -99,6 +114,7 @@ def add_inspect(sub) -> None:
     p = sub.add_parser("inspect", help="per-layer compression table of an .nsz file")
     p.add_argument("file", metavar="FILE.nsz")
     p.add_argument("--json", action="store_true")
+    add_model_flag(p)
     p.set_defaults(func=cmd_inspect)
 
 
@@ -106,4 +122,5 @@ def add_unpack(sub) -> None:
     p = sub.add_parser("unpack", help="decode an .nsz file into a dense checkpoint")
     p.add_argument("file", metavar="FILE.nsz")
     p.add_argument("--out", required=True, metavar="MODEL.pt")
+    add_model_flag(p)
     p.set_defaults(func=cmd_unpack)

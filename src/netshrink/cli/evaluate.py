@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any
 
-from netshrink.cli.common import say_float_layers
+from netshrink.cli.common import add_model_flag, model_skeleton, say_float_layers
 
 __all__ = ["add_eval"]
 
@@ -19,14 +19,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from netshrink.train import evaluate
 
     engine = get_engine(args.engine)
-    trained, notes = load_on_engine(args.checkpoint, engine.name, warn=False)
+    skeleton = model_skeleton(args, args.checkpoint)
+    trained, notes = load_on_engine(args.checkpoint, engine.name, warn=False, model=skeleton)
     data = trained.load_data(args.data)
     model = trained.model
     if not args.json:
         say_float_layers(engine.name, notes)
     result: dict[str, Any] = evaluate(model, data.test)
     latency = measure_latency(model, trained.input_size, batch_size=1, repeats=args.repeats)
-    result.update(model=trained.model_name, data=args.data, split="test",
+    label = args.model or trained.model_name
+    result.update(model=label, data=args.data, split="test",
                   latency_ms=latency.median_ms, engine=engine.name)  # fmt: skip
     for kind in dict.fromkeys(n.engine for n in notes if n.engine != "float"):
         result[f"{kind}_layers"] = [n.layer for n in notes if n.engine == kind]
@@ -39,7 +41,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         top5 = f", top-5 {result['top5']:.4f}" if "top5" in result else ""
         print(
-            f"{trained.model_name} on {args.data} (test, n={result['n']}): "
+            f"{label} on {args.data} (test, n={result['n']}): "
             f"top-1 {result['top1']:.4f}{top5}; latency {result['latency_ms']:.2f} ms "
             f"(batch 1, {engine.name} engine)"
         )
@@ -59,4 +61,5 @@ def add_eval(sub) -> None:
         "`netshrink engines` lists them",
     )  # fmt: skip
     p.add_argument("--json", action="store_true")
+    add_model_flag(p)
     p.set_defaults(func=cmd_eval)

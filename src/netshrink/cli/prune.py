@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from netshrink.cli.common import add_train_flags, train_config, with_given
+from netshrink.cli.common import TRUST_HELP, add_train_flags, train_config, with_given
 
 __all__ = ["add_dsd", "add_sensitivity"]
 
@@ -72,6 +72,7 @@ def add_sensitivity(sub) -> None:
     )
     p.add_argument("--max-drop", type=float, default=1.0, help="accuracy budget, points")
     p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--model", metavar="SPEC", help=TRUST_HELP)
     p.set_defaults(func=cmd_sensitivity)
 
 
@@ -86,4 +87,5 @@ def add_dsd(sub) -> None:
     p.add_argument("--redense-lr-scale", type=float, help="re-dense lr = --lr * this")
     add_train_flags(p)
     p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--model", metavar="SPEC", help=TRUST_HELP)
     p.set_defaults(func=cmd_dsd)

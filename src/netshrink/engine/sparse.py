@@ -46,7 +46,7 @@ from netshrink.engine.graph import is_relu_node
 from netshrink.engine.registry import Engine, EngineNote, register_engine
 from netshrink.errors import NetshrinkError
 from netshrink.kernels import sparse as kernels
-from netshrink.layer_patterns import compressible_layers
+from netshrink.layer_patterns import compressible_layers, foreign_forward
 from netshrink.nsz import NszFile, NszFormatError, load_into, read_nsz, skeleton
 
 __all__ = [
@@ -231,6 +231,9 @@ def _kind(layer: nn.Module) -> str:
 
 def _why_dense(layer: nn.Conv2d | nn.Linear) -> str:
     """Why the kernels cannot run ``layer`` (empty when they can)."""
+    foreign = foreign_forward(layer)
+    if foreign:
+        return f"{foreign} has a forward of its own (the kernels would drop it)"
     if isinstance(layer, nn.Linear):
         return ""
     if tuple(layer.dilation) != (1, 1):

@@ -16,6 +16,7 @@ from typing import Any
 from torch import nn
 
 from netshrink.errors import NetshrinkError
+from netshrink.models.external import factory, is_external, parse_external_args
 
 __all__ = [
     "ModelSpec",
@@ -90,7 +91,13 @@ def list_models(family: str | None = None) -> list[str]:
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The spec of model ``name``; unknown names raise with the nearest suggestion."""
+    """The spec of model ``name``; unknown names raise with the nearest suggestion.
+
+    An importable path (``package.module:factory``, :mod:`netshrink.models.external`) gets
+    a spec of family ``external`` with no input size of its own, once trusted."""
+    if is_external(name):
+        made = factory(name)
+        return ModelSpec(name, made.fn, "external", ())
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -102,8 +109,12 @@ def get_spec(name: str) -> ModelSpec:
 def create(name: str, **kwargs: Any) -> nn.Module:
     """Build registered model ``name``: ``create("squeezenet1_0", num_classes=10, in_chans=1)``.
 
-    Unknown keyword arguments raise ``NetshrinkError`` naming the argument.
+    Unknown keyword arguments raise ``NetshrinkError`` naming the argument. An importable
+    path (``package.module:factory``) is built by its factory once trusted
+    (:func:`netshrink.models.trust_external`).
     """
+    if is_external(name):
+        return factory(name).build(**kwargs)
     spec = get_spec(name)
     accepted = spec.defaults
     for key in kwargs:
@@ -149,6 +160,8 @@ def _convert(name: str, key: str, text: str, default: Any) -> Any:
 
 def parse_model_args(name: str, pairs: Iterable[str]) -> dict[str, Any]:
     """Parse CLI ``key=value`` strings into typed builder kwargs for model ``name``."""
+    if is_external(name):
+        return parse_external_args(name, list(pairs))
     accepted = get_spec(name).defaults
     out: dict[str, Any] = {}
     for pair in pairs:

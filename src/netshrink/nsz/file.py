@@ -170,7 +170,8 @@ def pack(
     """Write ``model`` as an ``.nsz`` file at ``path`` (atomically) and return its bytes.
 
     ``model_name``/``model_args`` (a registered architecture) let :func:`unpack` rebuild the
-    model alone; without them, unpacking needs a skeleton model of the same structure.
+    model alone; without them, unpacking needs a skeleton model of the same structure
+    (``input_size`` is then recorded alone, for the engines and ``netshrink eval``).
     ``metadata`` is any JSON-serialisable dict (recipe, metrics...) kept in the header.
     """
     config = config or EncodingConfig()
@@ -182,9 +183,9 @@ def pack(
     header: dict[str, Any] = {
         "format": FORMAT_NAME,
         "model": None
-        if model_name is None
+        if model_name is None and input_size is None
         else {
-            "name": model_name,
+            "name": model_name,  # None: the reader brings the skeleton
             "args": dict(model_args or {}),
             "input_size": list(input_size) if input_size else None,
         },
@@ -260,7 +261,7 @@ def parse_nsz(data: bytes) -> NszFile:
     model = header.get("model")
     if model is not None and not (
         isinstance(model, dict)
-        and isinstance(model.get("name"), str)
+        and (model.get("name") is None or isinstance(model.get("name"), str))
         and isinstance(model.get("args", {}), dict)
         and (model.get("input_size") is None or isinstance(model.get("input_size"), list))
     ):

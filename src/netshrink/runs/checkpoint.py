@@ -45,9 +45,12 @@ class Checkpoint:
         list of them when layers were binarized differently (as in an ``.nsz`` header)."""
         return self.config.get("binarize") or None
 
-    def build(self) -> nn.Module:
-        """The model with its trained weights, in eval mode (binary layers rebuilt binary)."""
-        model = create(self.model_name, **self.model_args)
+    def build(self, model: nn.Module | None = None) -> nn.Module:
+        """The model with its trained weights, in eval mode (binary layers rebuilt binary):
+        the architecture the checkpoint names, or ``model``, a skeleton of the same
+        structure given by the caller (e.g. built from an external factory)."""
+        if model is None:
+            model = create(self.model_name, **self.model_args)
         if self.binarize:
             groups = self.binarize if isinstance(self.binarize, list) else [self.binarize]
             configs = [BinarizeConfig.from_dict(group) for group in groups]

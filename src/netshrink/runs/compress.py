@@ -182,11 +182,16 @@ class CompressSource:
 
 
 def checkpoint_source(
-    path: str | os.PathLike[str], data: str | None = None, *, limit: int | None = None
+    path: str | os.PathLike[str],
+    data: str | None = None,
+    *,
+    limit: int | None = None,
+    model: nn.Module | None = None,
 ) -> CompressSource:
     """A trained checkpoint or ``.nsz`` file, with ``data`` (default: the data it was
-    trained on; ``"none"``: no retraining)."""
-    trained = load_trained(path)
+    trained on; ``"none"``: no retraining); ``model``: the skeleton to load it into
+    (:func:`~netshrink.runs.load.load_trained`)."""
+    trained = load_trained(path, model=model)
     spec = data if data is not None else (trained.data or "none")
     dataset = None if spec == "none" else trained.load_data(spec, limit=limit)
     return CompressSource(trained, dataset)

@@ -25,7 +25,7 @@ from netshrink.distill import DistillConfig, check_teachers, distill
 from netshrink.errors import NetshrinkError
 from netshrink.models import create, get_spec
 from netshrink.runs.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from netshrink.runs.load import load_trained, resolve_model
+from netshrink.runs.load import check_output, load_trained, resolve_model
 from netshrink.train import TrainConfig, train
 
 __all__ = ["RunResult", "train_run"]
@@ -116,16 +116,24 @@ def train_run(
         dataset = data
     else:
         dataset = load_dataset(spec_text, input_size=input_size, seed=config.seed, limit=limit)
-    args.setdefault("num_classes", dataset.num_classes)
-    if args["num_classes"] != dataset.num_classes:
+    external = get_spec(model_name).family == "external"
+    if not external or "num_classes" in get_spec(model_name).defaults:
+        args.setdefault("num_classes", dataset.num_classes)
+    if args.get("num_classes", dataset.num_classes) != dataset.num_classes:
         raise NetshrinkError(
             f"{model_name} predicts {args['num_classes']} classes "
             f"but {spec_text} has {dataset.num_classes}"
         )
-    with torch.device("meta"):  # check the arguments (and binary layers) weightlessly
+    if external:  # its code is the user's: build it for real and run one image
         probe = create(model_name, **args)
+        check_output(probe, model_name, input_size, dataset.num_classes)
         if binarize is not None:
             binarize = binarize_(probe, binarize)
+    else:
+        with torch.device("meta"):  # check the arguments (and binary layers) weightlessly
+            probe = create(model_name, **args)
+            if binarize is not None:
+                binarize = binarize_(probe, binarize)
     teacher_models: list[nn.Module] = []
     if teachers:
         distill_config = distill_config or DistillConfig()
