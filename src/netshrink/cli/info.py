@@ -56,6 +56,8 @@ def _profile_model(text: str, args: argparse.Namespace):
     if args.num_classes is not None:
         model_args["num_classes"] = args.num_classes
     size = spec.input_size
+    if not size and not args.input:
+        raise NetshrinkError(f"{name} is an external model: give its input size with --input")
     if args.input:
         dims = parse_input_size(args.input)
         size = dims if len(dims) == 3 else (spec.input_size[0], *dims)
@@ -177,9 +179,9 @@ def add_profile(sub) -> None:
     p.add_argument("--batch-size", type=int, nargs="+", default=[1])
     p.add_argument("--threads", type=int)
     p.add_argument(
-        "--engine", metavar="NAME",
-        help="with --latency: also time each model on this inference engine (fused, "
-        "onnxruntime, auto, ...), side by side with dense PyTorch",
+        "--engine", "--runtime", metavar="NAME", dest="engine",
+        help="with --latency: also time each model on this inference engine or runtime "
+        "(onnxruntime, fused, auto, ...), side by side with dense PyTorch",
     )  # fmt: skip
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_profile)
