@@ -147,3 +147,35 @@ def test_odd_net_binarizes_and_trains_a_step():
     loss = model(torch.randn(4, 1, 28, 28)).logsumexp(1).mean()
     loss.backward()
     assert model.grouped.weight.grad is not None
+
+
+@pytest.fixture(scope="module")
+def digits28():
+    return ns.load_dataset("digits", input_size=(1, 28, 28), seed=0, limit=400)
+
+
+def test_sensitivity_agp_dsd_and_distill_run_on_an_external_network(digits28):
+    from netshrink.distill import DistillConfig, distill
+    from netshrink.prune import DSDConfig, GradualPruner, dsd_train, sensitivity_scan
+    from netshrink.prune.magnitude import layer_density
+
+    quick = ns.TrainConfig(epochs=1, batch_size=64, lr=0.01)
+    torch.manual_seed(0)
+    model = odd_net()
+    scan = sensitivity_scan(
+        model, lambda m: ns.evaluate(m, digits28.val)["top1"], sparsities=[0.0, 0.5]
+    )
+    assert set(scan.accuracy) == {"stem", "grouped", "block.0.0.body.0.0", "head"}  # no tied
+    pruner = GradualPruner(model, PruneConfig(sparsity={"*": 0.5}), 0, 4, 2)
+    ns.train(model, digits28, quick, after_step=pruner, progress=False)
+    density = layer_density(model)
+    assert all(abs(d - 0.5) < 0.01 for d in density.values()) and "fc1" not in density
+    dsd = dsd_train(
+        odd_net(), digits28, DSDConfig(dense_epochs=1, sparse_epochs=1, redense_epochs=1),
+        quick, progress=False,
+    )  # fmt: skip
+    sparse = {k: v for k, v in dsd.sparse_density.items() if v < 1.0}
+    assert sparse and all(abs(v - 0.7) < 0.02 for v in sparse.values())
+    student = odd_net(width=4)
+    result = distill(student, [model.eval()], digits28, quick, DistillConfig(), progress=False)
+    assert 0.0 <= result.metrics["test_top1"] <= 1.0 and model.fc1.weight is model.fc2.weight
