@@ -177,3 +177,48 @@ def test_profile_times_a_model_on_an_engine_beside_dense(capsys):
     assert 0 < engine[0]["layers_on_engine"] <= engine[0]["layers"]
     code, out, err = run(capsys, "profile", "lenet5", "--engine", "fused")
     assert code == 2 and "needs --latency" in err and out == ""
+
+
+def test_version_and_bare_netshrink_print_what_the_tool_is(capsys):
+    import netshrink
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"netshrink {netshrink.__version__}"
+    assert main([]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("usage: netshrink") and "survey" in out and "export" in out
+
+
+def test_data_defaults_to_mnist5k_and_eval_to_the_files_own(capsys, tmp_path):
+    out = tmp_path / "run"
+    code, text, err = run(
+        capsys, "train", "lenet300_100", "--epochs", "1", "--limit", "200", "--out", str(out)
+    )
+    assert code == 0, err
+    assert "data: mnist5k" in (out / "config.yaml").read_text()
+    code, text, err = run(capsys, "eval", str(out / "model.pt"), "--repeats", "2", "--json")
+    assert code == 0, err
+    assert json.loads(text)["data"] == "mnist5k"
+
+
+def test_distill_defaults_to_the_documented_temperature_and_alpha():
+    from netshrink.cli import build_parser
+
+    args = build_parser().parse_args(["distill", "--teacher", "t.pt", "--student", "mlp2x30",
+                                      "--out", "o"])  # fmt: skip
+    assert (args.temperature, args.alpha, args.data) == (20.0, 0.9, "mnist5k")
+
+
+def test_a_recipe_key_error_lists_every_key_valid_there():
+    from netshrink.runs.recipe import parse_recipe
+
+    bad = {"stages": [{"prune": {"sparsity": {"*": 0.5}, "retrian": {"epochs": 1}}}]}
+    with pytest.raises(NetshrinkError, match=r"prune.retrian \(known: quality, retrain, "
+                       r"rounds, sparsity\)"):  # fmt: skip
+        parse_recipe(bad)
+    bad = {"stages": [{"quantize": {"fine_tune": {}}}]}
+    with pytest.raises(NetshrinkError, match=r"known: bits, conv_bits, exclude, fc_bits, "
+                       r"finetune, init"):  # fmt: skip
+        parse_recipe(bad)

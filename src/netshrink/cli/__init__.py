@@ -67,14 +67,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="netshrink",
         description="Compress and accelerate CNNs, and measure the result honestly.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineErrorParser)
+    from netshrink import __version__
+
+    parser.add_argument("--version", action="version", version=f"netshrink {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=OneLineErrorParser)
     for add in COMMANDS:
         add(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `netshrink`: what it can do, not only an error
+        parser.print_help()
+        return 2
     try:
         trust_named_models(args)
         return args.func(args)

@@ -21,14 +21,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     engine = get_engine(args.engine)
     skeleton = model_skeleton(args, args.checkpoint)
     trained, notes = load_on_engine(args.checkpoint, engine.name, warn=False, model=skeleton)
-    data = trained.load_data(args.data)
+    spec = args.data or trained.data or "mnist5k"
+    data = trained.load_data(spec)
     model = trained.model
     if not args.json:
         say_float_layers(engine.name, notes)
     result: dict[str, Any] = evaluate(model, data.test)
     latency = measure_latency(model, trained.input_size, batch_size=1, repeats=args.repeats)
     label = args.model or trained.model_name
-    result.update(model=label, data=args.data, split="test",
+    result.update(model=label, data=spec, split="test",
                   latency_ms=latency.median_ms, engine=engine.name)  # fmt: skip
     for kind in dict.fromkeys(n.engine for n in notes if n.engine != "float"):
         result[f"{kind}_layers"] = [n.layer for n in notes if n.engine == kind]
@@ -41,7 +42,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         top5 = f", top-5 {result['top5']:.4f}" if "top5" in result else ""
         print(
-            f"{label} on {args.data} (test, n={result['n']}): "
+            f"{label} on {spec} (test, n={result['n']}): "
             f"top-1 {result['top1']:.4f}{top5}; latency {result['latency_ms']:.2f} ms "
             f"(batch 1, {engine.name} engine)"
         )
@@ -51,7 +52,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def add_eval(sub) -> None:
     p = sub.add_parser("eval", help="accuracy and latency of a checkpoint or .nsz file")
     p.add_argument("checkpoint", metavar="CHECKPOINT|FILE.nsz")
-    p.add_argument("--data", required=True, metavar="SPEC")
+    p.add_argument(
+        "--data", metavar="SPEC", help="default: the data the file was trained on, else mnist5k"
+    )
     p.add_argument("--repeats", type=int, default=20, help="latency repeats")
     p.add_argument(
         "--engine", default="dense", metavar="NAME",

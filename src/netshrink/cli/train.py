@@ -75,8 +75,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def add_train(sub) -> None:
     p = sub.add_parser("train", help="train a registered model")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("--data", required=True, metavar="SPEC")
+    p.add_argument("name", metavar="NAME", help="registry name or package.module:factory")
+    p.add_argument("--data", default="mnist5k", metavar="SPEC", help="default: mnist5k")
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR")
@@ -98,11 +98,15 @@ def add_distill(sub) -> None:
     )  # fmt: skip
     p.add_argument("--student", required=True, metavar="NAME", help="registered model")
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--data", required=True, metavar="SPEC")
-    p.add_argument("--temperature", type=float, required=True, metavar="T", help="T > 0")
+    p.add_argument("--data", default="mnist5k", metavar="SPEC", help="default: mnist5k")
     p.add_argument(
-        "--alpha", type=float, required=True, metavar="A",
-        help="weight of the soft-target term, in [0, 1] (the hard-label term gets 1 - A)",
+        "--temperature", type=float, default=20.0, metavar="T",
+        help="T > 0 (default 20, Hinton et al.'s MNIST setting)",
+    )  # fmt: skip
+    p.add_argument(
+        "--alpha", type=float, default=0.9, metavar="A",
+        help="weight of the soft-target term, in [0, 1] (the hard-label term gets 1 - A; "
+        "default 0.9)",
     )  # fmt: skip
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR")

@@ -121,8 +121,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _build(cls: type, body: Any, where: str) -> Any:
-    """``cls(**body)`` with a one-line error naming an unknown key or a wrong type."""
+def _build(cls: type, body: Any, where: str, stage_keys: tuple[str, ...] = ()) -> Any:
+    """``cls(**body)`` with a one-line error naming an unknown key (and every key valid at
+    that level: ``stage_keys`` are the stage's own, taken out of ``body`` before) or a
+    wrong type."""
     if body is None:
         body = {}
     if not isinstance(body, dict):
@@ -130,9 +132,8 @@ def _build(cls: type, body: Any, where: str) -> Any:
     known = {f.name: f for f in dataclasses.fields(cls)}
     for key in body:
         if key not in known:
-            raise NetshrinkError(
-                f"recipe: unknown key {where}.{key} (known: {', '.join(sorted(known))})"
-            )
+            valid = ", ".join(sorted([*known, *stage_keys]))
+            raise NetshrinkError(f"recipe: unknown key {where}.{key} (known: {valid})")
     for key, value in body.items():
         default = known[key].default
         if isinstance(default, bool) and not isinstance(value, bool):
@@ -182,13 +183,13 @@ def parse_recipe(data: Any) -> Recipe:
         if kind == "prune":
             rounds = body.pop("rounds", 1)
             retrain = _train_config(body.pop("retrain", None), f"{where}.prune.retrain")
-            config = _build(PruneConfig, body, f"{where}.prune")
+            config = _build(PruneConfig, body, f"{where}.prune", ("retrain", "rounds"))
             stages.append(_stage(PruneStage, where, config=config, rounds=rounds, retrain=retrain))
         elif kind == "quantize":
             if any(isinstance(s, QuantizeStage) for s in stages):
                 raise NetshrinkError(f"recipe: {where}: only one quantize stage is allowed")
             finetune = _train_config(body.pop("finetune", None), f"{where}.quantize.finetune")
-            config = _build(WeightSharingConfig, body, f"{where}.quantize")
+            config = _build(WeightSharingConfig, body, f"{where}.quantize", ("finetune",))
             stages.append(QuantizeStage(config, finetune))
         elif kind == "encode":
             stages.append(EncodeStage(_build(EncodingConfig, body, f"{where}.encode")))
