@@ -77,3 +77,22 @@ def broken_net() -> nn.Module:
 
 def not_a_module() -> int:
     return 3
+
+
+class UnknownLayers(nn.Module):
+    """Layers the methods do not compress: a transposed and a 1-D convolution, LayerNorm, an
+    Embedding read by its weight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.up = nn.ConvTranspose2d(4, 4, 2, stride=2)
+        self.c1d = nn.Conv1d(4, 4, 3, padding=1)
+        self.ln = nn.LayerNorm(4)
+        self.emb = nn.Embedding(10, 4)
+        self.fc = nn.Linear(4, 10)
+
+    def forward(self, x):
+        x = self.up(torch.relu(self.c1(x))).flatten(2)  # (N, 4, 4HW)
+        x = self.ln(self.c1d(x).mean(2)) + self.emb.weight[:1]
+        return self.fc(x)

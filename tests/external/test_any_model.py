@@ -179,3 +179,32 @@ def test_sensitivity_agp_dsd_and_distill_run_on_an_external_network(digits28):
     student = odd_net(width=4)
     result = distill(student, [model.eval()], digits28, quick, DistillConfig(), progress=False)
     assert 0.0 <= result.metrics["test_top1"] <= 1.0 and model.fc1.weight is model.fc2.weight
+
+
+def test_layers_the_methods_do_not_know_are_left_alone_not_crashed_on(tmp_path):
+    from tests.external.nets import UnknownLayers
+
+    fvcore_nn = pytest.importorskip("fvcore.nn")
+    torch.manual_seed(0)
+    model = UnknownLayers().eval()
+    x = torch.randn(3, 1, 8, 8)
+    p = ns.profile(model, (1, 8, 8))
+    analysis = fvcore_nn.FlopCountAnalysis(model, x[:1])
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    by_op = analysis.by_operator()
+    assert p.macs == by_op["conv"] + by_op["linear"]  # ConvTranspose2d and Conv1d counted
+    assert list(compressible_layers(model)) == ["c1", "fc"]
+    prune_(model, PruneConfig(sparsity={"*": 0.5}))
+    share_weights_(model, WeightSharingConfig(conv_bits=4, fc_bits=4))
+    with torch.no_grad():
+        want = model(x)
+    pack(model, tmp_path / "u.nsz", input_size=(1, 8, 8))
+    restored = unpack(tmp_path / "u.nsz", model=UnknownLayers()).eval()
+    with torch.no_grad():
+        assert torch.equal(restored(x), want)
+        net, notes = load_auto(tmp_path / "u.nsz", model=UnknownLayers(), warn=False)
+        torch.testing.assert_close(net(x), want, rtol=1e-4, atol=1e-5)
+    report = ns.export_onnx(restored, (1, 8, 8), None)
+    assert report.max_abs_diff <= 1e-4
+    config = binarize_(UnknownLayers(), BinarizeConfig(mode="xnor", keep_first_last=False))
+    assert config.layers == ["c1", "fc"]
