@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "netshrink"
 
 # Lowest first; the same list as docs/architecture.md.
 LAYERS = [
-    ("base", {"errors", "atomic", "plots"}),
+    ("base", {"errors", "atomic", "plots", "version"}),
     ("primitives", {"primitives", "kernels"}),
     ("models and data", {"models", "data"}),
     ("methods", {"layer_patterns", "train", "profile", "prune", "quantize", "binarize", "distill"}),

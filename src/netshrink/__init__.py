@@ -42,8 +42,7 @@ from netshrink.runs.compress import CompressResult, compress
 from netshrink.runs.recipe import Recipe, load_recipe
 from netshrink.runs.train import train_run
 from netshrink.train import TrainConfig, evaluate, train
-
-__version__ = "0.1.0"
+from netshrink.version import __version__ as __version__
 
 __all__ = [
     "BinarizeConfig",

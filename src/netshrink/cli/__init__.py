@@ -38,6 +38,7 @@ from netshrink.cli.common import (  # noqa: E402
     trust_named_models,
 )
 from netshrink.errors import NetshrinkError  # noqa: E402
+from netshrink.version import __version__  # noqa: E402
 
 __all__ = ["COMMANDS", "build_parser", "main", "parse_input_size"]
 
@@ -67,8 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="netshrink",
         description="Compress and accelerate CNNs, and measure the result honestly.",
     )
-    from netshrink import __version__
-
     parser.add_argument("--version", action="version", version=f"netshrink {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=OneLineErrorParser)
     for add in COMMANDS:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+from pathlib import Path
 
 from netshrink.cli.common import given
 
@@ -20,6 +23,28 @@ FIELDS = {
 }
 
 
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.0f} MiB"
+
+
+def _cache_note(out: Path) -> str:
+    """What ``out/runs`` (the training runs a re-run reuses) weighs, and that it may go."""
+    files = [f for f in (out / "runs").rglob("*") if f.is_file()]
+    if not files:
+        return ""
+    largest = max(files, key=lambda f: f.stat().st_size)
+    total = sum(f.stat().st_size for f in files)
+    return (
+        f"cache: {out / 'runs'} holds {_mib(total)} of training checkpoints (largest: "
+        f"{largest.relative_to(out)}, {_mib(largest.stat().st_size)}) that a re-run with the "
+        "same --out reuses; the report does not need them: delete the folder to free the space"
+    )
+
+
 def cmd_survey(args: argparse.Namespace) -> int:
     from netshrink.survey import (
         SurveyConfig,
@@ -28,8 +53,24 @@ def cmd_survey(args: argparse.Namespace) -> int:
         run_survey,
         write_report,
     )
+    from netshrink.survey.report import quick_notice
 
     config = SurveyConfig(quick=args.quick, table1=not args.no_table1, **given(args, FIELDS))
+    if args.quiet:
+        # Entries print their own progress lines (each training run's accuracy): silence
+        # them all here rather than teach every entry about --quiet. Errors go to stderr.
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            result = run_survey(config, progress=False)
+        paths = write_report(result)
+        print(paths["html"])
+        print(paths["json"])
+        return 0
+    if config.quick:
+        print(
+            f"--quick: a smoke test ({_epochs(config.train_epochs)}, at most {config.image_limit} "
+            f"images, {config.repeats} latency repeats); its numbers are not results",
+            flush=True,
+        )
     result = run_survey(config)
     paths = write_report(result)
     print()
@@ -40,6 +81,10 @@ def cmd_survey(args: argparse.Namespace) -> int:
         print("Table 1: classic models at ImageNet shape (1000 classes)")
         print(render_table1(result.table1))
     print()
+    if notice := quick_notice(result):
+        print(notice)
+    if note := _cache_note(Path(config.out)):
+        print(note)
     print(
         f"report: {paths['html']} (also results.json, results.csv, *.png) in {result.seconds:.0f} s"
     )
@@ -50,11 +95,18 @@ def add_survey(sub) -> None:
     p = sub.add_parser("survey", help="run every method on the data and write the report")
     p.add_argument("--data", metavar="SPEC", help="default: mnist5k")
     p.add_argument("--out", metavar="DIR", help="default: runs/survey")
-    p.add_argument("--quick", action="store_true", help="small and fast (under 2 minutes)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke test: 1 epoch on 1200 images (about 4 minutes on 2 cores)",
+    )
     p.add_argument("--seed", type=int)
     p.add_argument("--epochs", type=int)
     p.add_argument("--limit", type=int, help="use at most N images")
     p.add_argument("--repeats", type=int, help="latency repeats per model")
     p.add_argument("--only", nargs="+", metavar="KEY", help="run only these entries")
     p.add_argument("--no-table1", action="store_true", help="skip the ImageNet-shape table")
+    p.add_argument(
+        "--quiet", action="store_true", help="print only errors and the paths of the report"
+    )
     p.set_defaults(func=cmd_survey)

@@ -92,7 +92,7 @@ def _run_binary(net: str, mode: str):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the fallbacks are in the notes
             packed, engine = to_packed(stored)
-        metrics = {f"test_{k}": v for k, v in evaluate(packed, data.test).items() if k != "n"}
+        metrics = {f"test_{k}": v for k, v in evaluate(packed, data.test).items()}
         record = {
             "binarize": resolved.to_dict(),
             "train": train_config.to_dict(),

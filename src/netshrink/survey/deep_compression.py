@@ -126,7 +126,7 @@ def out_folder(ctx: SurveyContext) -> Path:
 
 
 def metrics_on_test(model: nn.Module, data: Dataset) -> dict[str, float]:
-    return {f"test_{k}": v for k, v in evaluate(model, data.test).items() if k != "n"}
+    return {f"test_{k}": v for k, v in evaluate(model, data.test).items()}
 
 
 def _save_table(ctx: SurveyContext, key: str, result: CompressResult) -> None:

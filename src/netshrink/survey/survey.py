@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numba
+import numpy as np
+import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from netshrink.atomic import ensure_dir
 from netshrink.errors import NetshrinkError
 from netshrink.models import create, get_spec
-from netshrink.profile import measure_latency, measure_side_by_side, profile
+from netshrink.profile import LatencyStats, measure_latency, measure_side_by_side, profile
 from netshrink.survey.context import SurveyConfig, SurveyContext
 from netshrink.survey.registry import Figure, Measured, SurveyEntry, list_entries
+from netshrink.version import __version__
 
-__all__ = ["SurveyRow", "SurveyResult", "TABLE1_MODELS", "run_survey", "select_entries"]
+__all__ = [
+    "SurveyRow",
+    "SurveyResult",
+    "TABLE1_MODELS",
+    "environment",
+    "run_survey",
+    "select_entries",
+]
+
+# Progress bars of the latency steps: steps are few and uneven, so no rate.
+BAR = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
 
 # The survey's Table 1: classic models at ImageNet shape (no data needed).
 TABLE1_MODELS: list[tuple[str, dict[str, Any]]] = [
@@ -44,6 +62,10 @@ class SurveyRow:
     speedup_theoretical: float  # baseline MACs / MACs
     speedup_measured: float  # baseline latency / latency, batch 1
     notes: str = ""
+    # The spread of the latency repeats: batch size -> 10th / 90th percentile ms.
+    latency_p10_ms: dict[int, float] = field(default_factory=dict)
+    latency_p90_ms: dict[int, float] = field(default_factory=dict)
+    test_images: int | None = None  # size of the test split top1 was measured on, if known
 
 
 @dataclass
@@ -53,15 +75,50 @@ class SurveyResult:
     table1: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     figures: list[Figure] = field(default_factory=list)  # contributed by entries
+    environment: dict[str, Any] = field(default_factory=dict)  # versions, CPU (environment())
+
+    @property
+    def test_images(self) -> list[int]:
+        """The distinct test-split sizes of the rows (one, unless entries differ)."""
+        return sorted({r.test_images for r in self.rows if r.test_images is not None})
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "config": self.config.to_dict(),
+            "environment": self.environment,
+            "test_images": self.test_images,
+            "latency_repeats": self.config.repeats,
             "rows": [asdict(r) for r in self.rows],
             "table1": self.table1,
             "figures": [f.to_dict() for f in self.figures],
             "seconds": self.seconds,
         }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, Any]:
+    """What the survey's numbers were measured with: versions, CPU, threads."""
+    return {
+        "netshrink": __version__,
+        "torch": torch.__version__,
+        "numba": numba.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+    }
 
 
 def select_entries(config: SurveyConfig) -> list[SurveyEntry]:
@@ -83,13 +140,13 @@ def select_entries(config: SurveyConfig) -> list[SurveyEntry]:
 
 def _table1(repeats: int, progress: bool) -> list[dict[str, Any]]:
     rows = []
-    for name, args in TABLE1_MODELS:
+    bar = tqdm(TABLE1_MODELS, "Table 1 latency", bar_format=BAR, disable=not progress)
+    for name, args in bar:
+        bar.set_postfix_str(name)
         spec = get_spec(name)
         model: nn.Module = create(name, **args).eval()
         prof = profile(model, spec.input_size, name=name)
         latency = measure_latency(model, spec.input_size, batch_size=1, repeats=repeats, warmup=1)
-        if progress:
-            print(f"  {name}: {latency.median_ms:.1f} ms at batch 1", flush=True)
         rows.append(
             {
                 "model": name,
@@ -104,25 +161,40 @@ def _table1(repeats: int, progress: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def _side_by_side(
+    measured: dict[str, Measured], batch_sizes: tuple[int, ...], repeats: int, progress: bool
+) -> dict[int, dict[str, LatencyStats]]:
+    """Latency of every row, batch size by batch size (one progress step each): all rows of
+    one input size are timed interleaved, so machine drifts hit a row and its baseline alike."""
+    timed = {k: (m.model, m.input_size) for k, m in measured.items()}
+    latency = {}
+    bar = tqdm(batch_sizes, "latency side by side", bar_format=BAR, disable=not progress)
+    for b in bar:
+        bar.set_postfix_str(f"{len(timed)} models at batch {b}")
+        latency[b] = measure_side_by_side(timed, batch_size=b, repeats=repeats, warmup=2)
+    return latency
+
+
 def run_survey(config: SurveyConfig, *, progress: bool = True) -> SurveyResult:
-    """Run the selected entries on ``config.data`` and return the measured rows."""
+    """Run the selected entries on ``config.data`` and return the measured rows.
+
+    ``progress=False`` prints nothing of the runner's own (entries may still print).
+    """
     started = time.perf_counter()
     ensure_dir(config.out)
     entries = select_entries(config)
     ctx = SurveyContext(config, progress=progress)
     measured: dict[str, Measured] = {}
     for i, entry in enumerate(entries, 1):
-        print(f"[{i}/{len(entries)}] {entry.method}", flush=True)
+        if progress:
+            print(f"[{i}/{len(entries)}] {entry.method}", flush=True)
         entry_started = time.perf_counter()
         measured[entry.key] = entry.run(ctx)
-        print(f"  ({time.perf_counter() - entry_started:.1f} s)", flush=True)
+        if progress:
+            print(f"  ({time.perf_counter() - entry_started:.1f} s)", flush=True)
 
-    print("measuring latency side by side ...", flush=True)
-    timed = {k: (m.model, m.input_size) for k, m in measured.items()}
-    latency: dict[int, dict[str, float]] = {}
-    for b in config.batch_sizes:
-        stats = measure_side_by_side(timed, batch_size=b, repeats=config.repeats, warmup=2)
-        latency[b] = {k: s.median_ms for k, s in stats.items()}
+    stats = _side_by_side(measured, config.batch_sizes, config.repeats, progress)
+    latency = {b: {k: s.median_ms for k, s in by_key.items()} for b, by_key in stats.items()}
     profiles = {
         k: profile(m.profile_model or m.model, m.input_size, name=k) for k, m in measured.items()
     }
@@ -151,10 +223,17 @@ def run_survey(config: SurveyConfig, *, progress: bool = True) -> SurveyResult:
                 speedup_measured=latency[first_batch][entry.baseline]
                 / latency[first_batch][entry.key],
                 notes=m.notes,
+                latency_p10_ms={b: stats[b][entry.key].p10_ms for b in config.batch_sizes},
+                latency_p90_ms={b: stats[b][entry.key].p90_ms for b in config.batch_sizes},
+                test_images=_test_images(m.metrics),
             )
         )
-    table1 = []
-    if config.table1:
-        print("Table 1: classic models at ImageNet shape ...", flush=True)
-        table1 = _table1(max(2, config.repeats // 5), progress)
-    return SurveyResult(config, rows, table1, time.perf_counter() - started, ctx.figures)
+    table1 = _table1(max(2, config.repeats // 5), progress) if config.table1 else []
+    return SurveyResult(
+        config, rows, table1, time.perf_counter() - started, ctx.figures, environment()
+    )
+
+
+def _test_images(metrics: dict[str, float]) -> int | None:
+    n = metrics.get("test_n")
+    return None if n is None else int(n)
