@@ -17,7 +17,10 @@ LAYERS = [
     ("base", {"errors", "atomic", "plots", "version"}),
     ("primitives", {"primitives", "kernels"}),
     ("models and data", {"models", "data"}),
-    ("methods", {"layer_patterns", "train", "profile", "prune", "quantize", "binarize", "distill"}),
+    (
+        "methods",
+        {"layer_patterns", "train", "profile", "prune", "quantize", "binarize", "distill", "peers"},
+    ),
     ("format", {"nsz"}),
     ("engine", {"engine", "deploy"}),
     ("runs", {"runs"}),

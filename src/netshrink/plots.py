@@ -141,7 +141,9 @@ def label_points(
             for direction in _DIRECTIONS:
                 center = anchor + direction * (gap * pt + half)
                 box = np.concatenate([center - half, center + half])
-                cost = 3 * _overlap(box, placed) + _overlap(box, markers)
+                covered = _overlap(box, placed)
+                # Any overlap with a placed label costs more than every other penalty.
+                cost = 3 * covered + 4 * area * (covered > 0) + _overlap(box, markers)
                 cost += 2 * (area - _overlap(box, frame_box))
                 cost += area * (gap / 100 + abs(direction[1]) / 20)  # near, beside it
                 cost += 0.1 * area * _inside(leaders, box[None])

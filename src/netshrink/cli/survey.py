@@ -53,9 +53,11 @@ def cmd_survey(args: argparse.Namespace) -> int:
         run_survey,
         write_report,
     )
-    from netshrink.survey.report import quick_notice
+    from netshrink.survey.report import peer_summary, quick_notice, runtime_summary
 
-    config = SurveyConfig(quick=args.quick, table1=not args.no_table1, **given(args, FIELDS))
+    config = SurveyConfig(
+        quick=args.quick, table1=not args.no_table1, onnx=not args.no_onnx, **given(args, FIELDS)
+    )
     if args.quiet:
         # Entries print their own progress lines (each training run's accuracy): silence
         # them all here rather than teach every entry about --quiet. Errors go to stderr.
@@ -81,6 +83,8 @@ def cmd_survey(args: argparse.Namespace) -> int:
         print("Table 1: classic models at ImageNet shape (1000 classes)")
         print(render_table1(result.table1))
     print()
+    for line in [*peer_summary(result.rows), *runtime_summary(result.rows)]:
+        print(line)
     if notice := quick_notice(result):
         print(notice)
     if note := _cache_note(Path(config.out)):
@@ -106,6 +110,7 @@ def add_survey(sub) -> None:
     p.add_argument("--repeats", type=int, help="latency repeats per model")
     p.add_argument("--only", nargs="+", metavar="KEY", help="run only these entries")
     p.add_argument("--no-table1", action="store_true", help="skip the ImageNet-shape table")
+    p.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime latency column")
     p.add_argument(
         "--quiet", action="store_true", help="print only errors and the paths of the report"
     )

@@ -20,9 +20,11 @@ unpacked dense, binary layers as their float simulation):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +42,7 @@ __all__ = [
     "CodebookLinear",
     "ExportReport",
     "export_onnx",
+    "onnx_bytes",
     "prepare_export",
     "session_module",
 ]
@@ -249,9 +252,29 @@ def session_module(data: bytes, threads: int | None = None) -> nn.Module:
     return _Session(data, threads)
 
 
+@contextlib.contextmanager
+def _quiet_native_output():
+    """Discard what C++ writes to stdout and stderr meanwhile: torch's TorchScript exporter
+    logs the whole graph there on a failed export (its ONNX log is always on in 2.13), and
+    the one-line error says what went wrong."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
 def _export_bytes(model: nn.Module, example: Tensor, opset: int, constant_folding: bool) -> bytes:
     buffer = io.BytesIO()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_native_output():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices
         try:
             torch.onnx.export(
@@ -266,28 +289,20 @@ def _export_bytes(model: nn.Module, example: Tensor, opset: int, constant_foldin
     return buffer.getvalue()
 
 
-def export_onnx(
+def onnx_bytes(
     model: nn.Module,
     input_size: tuple[int, ...],
-    path: str | os.PathLike[str] | None,
     *,
     codebook: bool = False,
     opset: int = 17,
     samples: Tensor | None = None,
     rtol: float = 1e-3,
     atol: float = 1e-4,
-    overwrite: bool = False,
-) -> ExportReport:
-    """Export ``model`` (see the module docstring) for ``input_size`` (C, H, W) to
-    ``path`` (None: check only), verified by onnxruntime on ``samples`` first.
-
-    An existing ``path`` is refused unless ``overwrite``; a network onnxruntime disagrees
-    with, or one the exporter cannot write, is an error and nothing is written.
-    """
+) -> tuple[bytes, ExportReport]:
+    """What :func:`export_onnx` would write, in memory: the checked ONNX bytes and the
+    report (its ``path`` empty). Run them with :func:`session_module`."""
     import onnxruntime as ort
 
-    if path is not None and os.path.exists(path) and not overwrite:
-        raise NetshrinkError(f"{path} exists; pass --force (overwrite=True) to replace it")
     if len(input_size) != 3:
         raise NetshrinkError(f"export: input size must be (C, H, W), got {tuple(input_size)}")
     net, folded, kept, codebook_layers, notes = prepare_export(model, codebook=codebook)
@@ -313,9 +328,37 @@ def export_onnx(
             f"onnxruntime's outputs differ from PyTorch's by up to {diff:.3g} "
             f"(allowed {atol:g} + {rtol:g}·|y|); nothing written"
         )
+    report = ExportReport(
+        "", len(data), opset, folded, kept, codebook_layers, diff, (rtol, atol),
+        int(samples.shape[0]), notes,
+    )  # fmt: skip
+    return data, report
+
+
+def export_onnx(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    path: str | os.PathLike[str] | None,
+    *,
+    codebook: bool = False,
+    opset: int = 17,
+    samples: Tensor | None = None,
+    rtol: float = 1e-3,
+    atol: float = 1e-4,
+    overwrite: bool = False,
+) -> ExportReport:
+    """Export ``model`` (see the module docstring) for ``input_size`` (C, H, W) to
+    ``path`` (None: check only), verified by onnxruntime on ``samples`` first.
+
+    An existing ``path`` is refused unless ``overwrite``; a network onnxruntime disagrees
+    with, or one the exporter cannot write, is an error and nothing is written.
+    """
+    if path is not None and os.path.exists(path) and not overwrite:
+        raise NetshrinkError(f"{path} exists; pass --force (overwrite=True) to replace it")
+    data, report = onnx_bytes(
+        model, input_size, codebook=codebook, opset=opset, samples=samples, rtol=rtol, atol=atol
+    )
     if path is not None:
         atomic_write_bytes(path, data)
-    return ExportReport(
-        "" if path is None else str(path), len(data), opset, folded, kept, codebook_layers,
-        diff, (rtol, atol), int(samples.shape[0]), notes,
-    )  # fmt: skip
+        report.path = str(path)
+    return report

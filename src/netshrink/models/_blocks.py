@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import torch.fx
 from torch import Tensor, nn
 
 __all__ = ["fc_classifier", "forward_features"]
@@ -34,7 +35,10 @@ def _window_fits(x: Tensor, layer: nn.Conv2d | nn.MaxPool2d) -> bool:
 
 def forward_features(features: nn.Sequential, x: Tensor, name: str, small_input: bool) -> Tensor:
     """Run ``features`` layer by layer, raising a clear ``ValueError`` where a window no
-    longer fits (instead of torch's error deep inside, or a silent 0x0 map)."""
+    longer fits (instead of torch's error deep inside, or a silent 0x0 map). Under
+    ``torch.fx`` tracing (int8 FX quantization) shapes are symbolic: the layers run as is."""
+    if isinstance(x, torch.fx.Proxy):
+        return features(x)
     h, w = x.shape[-2:]
     for layer_name, layer in features.named_children():
         if isinstance(layer, nn.Conv2d | nn.MaxPool2d) and not _window_fits(x, layer):

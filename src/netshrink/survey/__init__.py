@@ -10,6 +10,7 @@ from netshrink.survey import (  # noqa: F401  (registers the entries)
     deep_compression,
     dense_sparse_dense,
     distillation,
+    peers,
 )
 from netshrink.survey.context import SurveyConfig, SurveyContext
 from netshrink.survey.registry import (

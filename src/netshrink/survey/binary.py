@@ -119,7 +119,7 @@ def _run_binary(net: str, mode: str):
             f"fine-tuned {train_config.epochs} epochs from the float network; the model read "
             f"back from its .nsz; {speed}. MACs count binary ones like float ones."
         )
-        return Measured(packed, input_size, metrics, path.stat().st_size, notes, stored)
+        return Measured(packed, input_size, metrics, path.stat().st_size, notes, stored, onnx=False)
 
     return run
 

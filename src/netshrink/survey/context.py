@@ -37,6 +37,7 @@ class SurveyConfig:
     batch_sizes: tuple[int, ...] = (1, 64)
     latency_repeats: int | None = None  # None: 20 (full) or 5 (quick)
     table1: bool = True  # classic models at ImageNet shape
+    onnx: bool = True  # the onnxruntime latency column (each row exported to ONNX)
     only: tuple[str, ...] = ()  # entry keys; empty: all
 
     def __post_init__(self) -> None:

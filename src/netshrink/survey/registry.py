@@ -33,6 +33,9 @@ class Measured:
     # What params and MACs are counted on when ``model`` hides its layers (the packed
     # engine's modules are not Conv2d/Linear): the same network in float simulation.
     profile_model: nn.Module | None = None
+    # Whether the survey's onnxruntime column exports ``profile_model or model`` (False where
+    # that float network is not what the row runs: binary layers, int8 modules).
+    onnx: bool = True
 
 
 @dataclass(frozen=True)

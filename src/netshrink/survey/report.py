@@ -17,9 +17,17 @@ import yaml
 from netshrink.atomic import atomic_write_bytes, atomic_write_text
 from netshrink.plots import agg_figure, label_points, png_bytes
 from netshrink.survey.context import SurveyConfig
+from netshrink.survey.peers import peer_summary
 from netshrink.survey.survey import SurveyResult, SurveyRow
 
-__all__ = ["quick_notice", "render_table1", "render_rows", "write_report"]
+__all__ = [
+    "peer_summary",
+    "quick_notice",
+    "render_rows",
+    "render_table1",
+    "runtime_summary",
+    "write_report",
+]
 
 COLUMNS = [
     ("method", "Method"),
@@ -31,6 +39,7 @@ COLUMNS = [
     ("ratio", "Ratio"),
     ("top1", "Top-1 %"),
     ("lat", "ms b1 / b64"),
+    ("ort", "ORT ms b1 / b64"),
     ("theo", "Speed-up MACs"),
     ("meas", "Speed-up meas."),
 ]
@@ -52,6 +61,7 @@ def _bytes(n: int) -> str:
 
 def _cells(row: SurveyRow) -> dict[str, str]:
     lat = " / ".join(f"{v:.2f}" for v in row.latency_ms.values())
+    ort = " / ".join(f"{v:.2f}" for v in row.onnx_latency_ms.values()) or "-"
     return {
         "method": row.method,
         "approach": row.approach,
@@ -62,6 +72,7 @@ def _cells(row: SurveyRow) -> dict[str, str]:
         "ratio": f"{row.compression_ratio:.1f}x",
         "top1": f"{100 * row.top1:.2f}",
         "lat": lat,
+        "ort": ort,
         "theo": f"{row.speedup_theoretical:.2f}x",
         "meas": f"{row.speedup_measured:.2f}x",
     }
@@ -119,6 +130,28 @@ def quick_notice(result: SurveyResult) -> str:
         f"latency is the median of {config.repeats} repeats. Run without --quick for the "
         f"survey's numbers ({full.train_epochs} epochs, all images, {full.repeats} repeats)."
     )
+
+
+def runtime_summary(rows: list[SurveyRow]) -> list[str]:
+    """Per batch size: on how many exported rows onnxruntime beats PyTorch (the row's own
+    runtime: the engine for the compressed rows), and the median ratio."""
+    lines = []
+    batch_sizes = sorted({b for r in rows for b in r.onnx_latency_ms})
+    for b in batch_sizes:
+        ratios = sorted(
+            r.latency_ms[b] / r.onnx_latency_ms[b] for r in rows if b in r.onnx_latency_ms
+        )
+        if not ratios:
+            continue
+        faster = sum(x > 1 for x in ratios)
+        median = ratios[len(ratios) // 2] if len(ratios) % 2 else (
+            ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2  # fmt: skip
+        lines.append(
+            f"Batch {b}: onnxruntime is faster than the row's own runtime on {faster} of "
+            f"{len(ratios)} exported rows (median: the row's latency is {median:.2f}x "
+            "onnxruntime's)."
+        )
+    return lines
 
 
 # -- plots -------------------------------------------------------------------------------
@@ -264,6 +297,18 @@ def _latency(row: SurveyRow, b: int) -> Cell:
     return Cell(text, median)
 
 
+def _onnx(row: SurveyRow, b: int) -> Cell:
+    if b not in row.onnx_latency_ms:
+        return _missing(row)
+    median = row.onnx_latency_ms[b]
+    return Cell(f"{median:.2f}", median)
+
+
+def _missing(row: SurveyRow) -> Cell:
+    title = html.escape(row.onnx_note or "not exported")
+    return Cell(f'<span title="{title}">–</span>')
+
+
 def _html_columns(batch_sizes: list[int], repeats: int) -> list[HtmlColumn]:
     c = _cells
     columns = [
@@ -284,6 +329,12 @@ def _html_columns(batch_sizes: list[int], repeats: int) -> list[HtmlColumn]:
     for b in batch_sizes:
         title = f"median of {repeats} repeats at batch {b}; small: 10th–90th percentile"
         columns.append(HtmlColumn(f"ms b{b}", lambda r, b=b: _latency(r, b), True, title))
+    for b in batch_sizes:
+        title = (
+            f"the row's float network exported to ONNX, run by onnxruntime at batch {b} "
+            "(median, timed interleaved with the PyTorch runs); blank: not exported"
+        )
+        columns.append(HtmlColumn(f"ORT ms b{b}", lambda r, b=b: _onnx(r, b), True, title))
     columns += [
         HtmlColumn(
             "Speed-up MACs",
@@ -449,6 +500,7 @@ def write_report(result: SurveyResult) -> dict[str, Path]:
     ]
     fields += [f"latency_ms_b{b}" for b in batch_sizes]
     fields += [f"latency_{q}_ms_b{b}" for b in batch_sizes for q in ("p10", "p90")]
+    fields += [f"onnx_latency_ms_b{b}" for b in batch_sizes] + ["onnx_note"]
     fields += ["speedup_theoretical", "speedup_measured", "notes"]
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
@@ -457,6 +509,7 @@ def write_report(result: SurveyResult) -> dict[str, Path]:
         d.update({f"latency_ms_b{b}": row.latency_ms[b] for b in batch_sizes})
         d.update({f"latency_p10_ms_b{b}": row.latency_p10_ms.get(b) for b in batch_sizes})
         d.update({f"latency_p90_ms_b{b}": row.latency_p90_ms.get(b) for b in batch_sizes})
+        d.update({f"onnx_latency_ms_b{b}": row.onnx_latency_ms.get(b) for b in batch_sizes})
         writer.writerow(d)
     paths["csv"] = out / "results.csv"
     atomic_write_text(paths["csv"], buf.getvalue())
@@ -472,6 +525,27 @@ def write_report(result: SurveyResult) -> dict[str, Path]:
     paths["html"] = out / "report.html"
     atomic_write_text(paths["html"], _page(result, plots))
     return paths
+
+
+def _summary_html(result: SurveyResult) -> str:
+    out = ""
+    if peers := peer_summary(result.rows):
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in peers)
+        out += (
+            "<h2>netshrink against the peers</h2><p>What a user would pick instead, on the "
+            "same trained networks and test split: PyTorch's pruning and int8 "
+            "quantization, fp16 storage, zstd. Size, accuracy and batch-1 latency of the "
+            f'Deep Compression file against each:</p><ul id="peers">{items}</ul>'
+        )
+    if runtimes := runtime_summary(result.rows):
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in runtimes)
+        out += (
+            "<h2>Runtimes</h2><p>Each row's float network exported to ONNX (BatchNorm "
+            "folded; the Deep Compression rows dense, as <code>netshrink export</code> "
+            "writes them) and run by onnxruntime, timed interleaved with the rows "
+            f'(columns ORT ms):</p><ul id="runtimes">{items}</ul>'
+        )
+    return out
 
 
 def _page(result: SurveyResult, plots: list[Plot]) -> str:
@@ -515,6 +589,7 @@ compression ratios are against each row's baseline.
 <h2>Table 2: methods compared</h2>
 <p>Click a column header to sort by it; click it again to reverse the order.</p>
 {table2}
+{_summary_html(result)}
 <h2>Plots</h2>{images}
 {figures}
 <h2>Table 1: classic models at ImageNet shape</h2>{table1}

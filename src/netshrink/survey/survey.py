@@ -66,6 +66,10 @@ class SurveyRow:
     latency_p10_ms: dict[int, float] = field(default_factory=dict)
     latency_p90_ms: dict[int, float] = field(default_factory=dict)
     test_images: int | None = None  # size of the test split top1 was measured on, if known
+    # The same row's network exported to ONNX and run by onnxruntime, timed interleaved with
+    # the PyTorch runs: batch size -> median ms (empty: not exported, see onnx_note).
+    onnx_latency_ms: dict[int, float] = field(default_factory=dict)
+    onnx_note: str = ""
 
 
 @dataclass
@@ -161,12 +165,44 @@ def _table1(repeats: int, progress: bool) -> list[dict[str, Any]]:
     return rows
 
 
+ONNX = "@onnxruntime"  # suffix of a row's onnxruntime twin among the timed models
+
+
+def _onnx_sessions(
+    measured: dict[str, Measured], progress: bool
+) -> tuple[dict[str, tuple[nn.Module, tuple[int, int, int]]], dict[str, str]]:
+    """Each row's float network (``profile_model or model``) exported to ONNX (BatchNorm
+    folded, checked against PyTorch) as an onnxruntime module; and why a row has none."""
+    from netshrink.deploy import onnx_bytes, session_module
+
+    sessions, why = {}, {}
+    bar = tqdm(measured.items(), "ONNX export", bar_format=BAR, disable=not progress)
+    for key, m in bar:
+        bar.set_postfix_str(key)
+        if not m.onnx:
+            why[key] = "not exported: the float network is not what this row runs"
+            continue
+        try:
+            data, _ = onnx_bytes(m.profile_model or m.model, m.input_size)
+        except NetshrinkError as exc:
+            why[key] = f"not exported: {exc}"
+            continue
+        sessions[key + ONNX] = (session_module(data), m.input_size)
+    return sessions, why
+
+
 def _side_by_side(
-    measured: dict[str, Measured], batch_sizes: tuple[int, ...], repeats: int, progress: bool
+    measured: dict[str, Measured],
+    batch_sizes: tuple[int, ...],
+    repeats: int,
+    progress: bool,
+    extra: dict[str, tuple[nn.Module, tuple[int, int, int]]] | None = None,
 ) -> dict[int, dict[str, LatencyStats]]:
-    """Latency of every row, batch size by batch size (one progress step each): all rows of
-    one input size are timed interleaved, so machine drifts hit a row and its baseline alike."""
+    """Latency of every row (and of the ``extra`` models), batch size by batch size (one
+    progress step each): all models of one input size are timed interleaved, so machine
+    drifts hit a row, its baseline and its onnxruntime twin alike."""
     timed = {k: (m.model, m.input_size) for k, m in measured.items()}
+    timed.update(extra or {})
     latency = {}
     bar = tqdm(batch_sizes, "latency side by side", bar_format=BAR, disable=not progress)
     for b in bar:
@@ -193,7 +229,8 @@ def run_survey(config: SurveyConfig, *, progress: bool = True) -> SurveyResult:
         if progress:
             print(f"  ({time.perf_counter() - entry_started:.1f} s)", flush=True)
 
-    stats = _side_by_side(measured, config.batch_sizes, config.repeats, progress)
+    sessions, no_onnx = _onnx_sessions(measured, progress) if config.onnx else ({}, {})
+    stats = _side_by_side(measured, config.batch_sizes, config.repeats, progress, sessions)
     latency = {b: {k: s.median_ms for k, s in by_key.items()} for b, by_key in stats.items()}
     profiles = {
         k: profile(m.profile_model or m.model, m.input_size, name=k) for k, m in measured.items()
@@ -226,6 +263,12 @@ def run_survey(config: SurveyConfig, *, progress: bool = True) -> SurveyResult:
                 latency_p10_ms={b: stats[b][entry.key].p10_ms for b in config.batch_sizes},
                 latency_p90_ms={b: stats[b][entry.key].p90_ms for b in config.batch_sizes},
                 test_images=_test_images(m.metrics),
+                onnx_latency_ms={
+                    b: latency[b][entry.key + ONNX]
+                    for b in config.batch_sizes
+                    if entry.key + ONNX in latency[b]
+                },
+                onnx_note=no_onnx.get(entry.key, "" if config.onnx else "skipped (--no-onnx)"),
             )
         )
     table1 = _table1(max(2, config.repeats // 5), progress) if config.table1 else []
