@@ -156,3 +156,36 @@ def test_cli_exports_an_nsz_checks_it_and_refuses_to_overwrite(capsys, tmp_path)
     code, _, err = run(capsys, "export", tmp_path / "none.nsz", "--format", "onnx", "--out",
                        tmp_path / "n.onnx")  # fmt: skip
     assert code == 2 and not (tmp_path / "n.onnx").exists()
+
+
+class SamePadConv(nn.Conv2d):
+    """A convolution that pads itself first (as efficientnet-pytorch's do)."""
+
+    def forward(self, x):
+        return nn.functional.conv2d(
+            nn.functional.pad(x, (1, 2, 1, 2)), self.weight, self.bias, self.stride
+        )
+
+
+def test_a_layer_with_its_own_forward_keeps_it_and_gathers_its_weight(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        SamePadConv(1, 16, 4), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 8 * 8, 10)
+    ).eval()
+    share_weights_(model, WeightSharingConfig(conv_bits=4, fc_bits=4))
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        want = model(x)
+    dense = export_onnx(model, (1, 8, 8), tmp_path / "dense.onnx")
+    shared = export_onnx(model, (1, 8, 8), tmp_path / "shared.onnx", codebook=True)
+    assert sorted(shared.codebook_layers) == ["0", "3"]
+    torch.testing.assert_close(ort_outputs(tmp_path / "shared.onnx", x), want, rtol=1e-3,
+                               atol=1e-4)  # fmt: skip
+    # Both weights as uint8 codes: the dense fp32 originals are not in the file.
+    graph = onnx.load(tmp_path / "shared.onnx").graph
+    floats = sum(
+        int(np.prod(i.dims)) for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT
+    )
+    assert floats < 100  # biases and the two 16-entry codebooks
+    assert shared.file_bytes < dense.file_bytes / 3
+    assert isinstance(model[0], SamePadConv) and not hasattr(model[0], "parametrizations")

@@ -3,6 +3,7 @@ inspect, unpack, each given the network's code as ``--model package.module:facto
 
 import json
 
+import pytest
 import torch
 
 from netshrink.nsz import pack
@@ -109,3 +110,47 @@ def test_profile_takes_an_external_network(capsys):
     assert code == 0, err
     torch.manual_seed(0)
     assert json.loads(text)["params"] == sum(p.numel() for p in odd_net(width=4).parameters())
+
+
+EFFNET = "efficientnet_pytorch:EfficientNet.from_name"
+EFFNET_ARGS = (
+    "--arg", "model_name=efficientnet-b0", "--arg", "in_channels=1", "--arg", "num_classes=10",
+    "--arg", "image_size=8", "--arg", "width_coefficient=0.25", "--arg", "depth_coefficient=0.25",
+)  # fmt: skip
+
+
+def test_a_pypi_network_from_training_to_onnxruntime(capsys, tmp_path):
+    """The issue's chain on a network netshrink did not write (efficientnet-pytorch):
+    train → prune → quantize → .nsz → eval → ONNX export → onnxruntime, from the CLI."""
+    pytest.importorskip("efficientnet_pytorch")
+    model = (EFFNET, *EFFNET_ARGS)
+    code, _, err = run(capsys, "train", *model, "--data", "digits", "--epochs", "1",
+                       "--out", tmp_path / "run")  # fmt: skip
+    assert code == 0, err
+    recipe = tmp_path / "any.yaml"
+    recipe.write_text(RECIPE)
+    nsz = tmp_path / "eff.nsz"
+    code, text, err = run(capsys, "compress", tmp_path / "run" / "model.pt", "--recipe", recipe,
+                          "--out", nsz, "--quiet", "--model", *model)  # fmt: skip
+    assert code == 0, err
+    assert "test top-1:" in text and f"wrote {nsz}" in text
+    code, text, err = run(capsys, "eval", nsz, "--data", "digits", "--model", *model, "--json")
+    assert code == 0, err
+    dense = json.loads(text)
+    assert dense["file_bytes"] == nsz.stat().st_size and 0 <= dense["top1"] <= 1
+    code, text, err = run(capsys, "eval", nsz, "--data", "digits", "--model", *model,
+                          "--engine", "onnxruntime", "--json")  # fmt: skip
+    assert code == 0, err
+    assert abs(json.loads(text)["top1"] - dense["top1"]) <= 0.01  # same network, other runtime
+    sizes = {}
+    for flag in ((), ("--codebook",)):
+        out = tmp_path / f"eff{'-codebook' if flag else ''}.onnx"
+        code, text, err = run(capsys, "export", nsz, "--format", "onnx", "--out", out, *flag,
+                              "--model", *model, "--repeats", "3", "--json")  # fmt: skip
+        assert code == 0, err
+        report = json.loads(text)
+        assert report["file_bytes"] == out.stat().st_size and report["onnxruntime_ms"] > 0
+        sizes[bool(flag)] = report["file_bytes"]
+    assert sizes[True] < sizes[False] / 2  # weight-shared layers as uint8 codes + Gather
+    code, _, err = run(capsys, "export", nsz, "--format", "onnx", "--out", out, "--model", *model)
+    one_line_error(code, err, "exists")

@@ -33,13 +33,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, fx, nn
+from torch.nn.utils import parametrize
 
 from netshrink.atomic import atomic_write_bytes
 from netshrink.errors import NetshrinkError
+from netshrink.quantize import unshare_weights_
 
 __all__ = [
     "CodebookConv2d",
     "CodebookLinear",
+    "CodebookWeight",
     "ExportReport",
     "export_onnx",
     "onnx_bytes",
@@ -121,6 +124,22 @@ class CodebookLinear(_Codebook):
         return F.linear(x, self.weight(), self.bias)
 
 
+class CodebookWeight(nn.Module):
+    """A parametrization (``torch.nn.utils.parametrize``) that makes a layer's ``weight``
+    ``codebook[codes]``: for ``Conv2d``/``Linear`` subclasses with a ``forward`` of their
+    own (a convolution that pads itself), whose forward this module keeps. The original
+    dense weight is not read, so the exporter leaves it out of the file."""
+
+    def __init__(self, weight: Tensor) -> None:
+        super().__init__()
+        values, codes = torch.unique(weight.detach().float(), return_inverse=True)
+        self.register_buffer("codebook", values.contiguous())
+        self.register_buffer("codes", codes.to(torch.uint8))
+
+    def forward(self, original: Tensor) -> Tensor:
+        return self.codebook[self.codes.long()]
+
+
 def _bn_terms(bn: nn.Module) -> tuple[Tensor, Tensor]:
     """``(scale, shift)`` of an eval BatchNorm, in float64."""
     mean, var = bn.running_mean.double(), bn.running_var.double()
@@ -175,6 +194,7 @@ def prepare_export(model: nn.Module, *, fold: bool = True, codebook: bool = Fals
     """The network to export (an eval copy: BatchNorm folded, codebook layers), and the
     report's lists ``(folded, kept, codebook_layers, notes)``."""
     model = copy.deepcopy(model).eval()
+    unshare_weights_(model)  # live weight sharing (codebook + hooks) to plain weights
     folded: list[str] = []
     kept: list[str] = []
     notes: list[str] = []
@@ -208,8 +228,15 @@ def prepare_export(model: nn.Module, *, fold: bool = True, codebook: bool = Fals
                 pairs[source.target] = node.target
             else:
                 kept.append(node.target)
+    parametrized: list[str] = []
     for name, layer in list(model.named_modules()):
-        if not name or not _plain(layer):
+        if not name or not isinstance(layer, nn.Conv2d | nn.Linear):
+            continue
+        if not _plain(layer):  # its own forward: keep it, gather only the weight
+            if codebook and _distinct(layer.weight) <= MAX_CODEBOOK:
+                weight = layer.weight.detach().float()
+                parametrize.register_parametrization(layer, "weight", CodebookWeight(weight))
+                parametrized.append(name)
             continue
         bn_name = pairs.get(name)
         bn = modules[bn_name] if bn_name is not None else None
@@ -221,6 +248,7 @@ def prepare_export(model: nn.Module, *, fold: bool = True, codebook: bool = Fals
             _set(model, bn_name, nn.Identity())
             folded.append(bn_name)
     codebook_layers = [n for n, m in model.named_modules() if isinstance(m, _Codebook)]
+    codebook_layers += parametrized
     if kept:
         notes.append(
             f"{len(kept)} BatchNorm(s) kept (input read elsewhere or not a plain layer's "
