@@ -105,6 +105,9 @@ def torch_prune(
         f"{100 * kept / total:.1f}% of the weights kept. Its saved state dict is dense fp32: "
         "the zeros are stored, so the file does not shrink."
     )
+    # Global L1 ranks every layer's weights together: a layer of small weights can empty.
+    if empty := [n for n, m in layers.items() if not bool(m.weight.count_nonzero())]:
+        notes += f" Global L1 left no weight in {', '.join(empty)}."
     return PeerModel("torch_prune", "torch.nn.utils.prune", pruned, saved_size(pruned), notes)
 
 
@@ -120,8 +123,9 @@ def int8_dynamic(model: nn.Module) -> PeerModel:
         warnings.simplefilter("ignore")  # torch.ao's deprecation notices
         quantized = quantize_dynamic(float_model, {nn.Linear}, dtype=torch.qint8).eval()
     notes = (
-        f"torch.ao.quantization.quantize_dynamic: {linear} Linear layers int8, activations "
-        "quantized per batch; convolutions stay fp32."
+        f"torch.ao.quantization.quantize_dynamic: {linear} Linear "
+        f"layer{'s' if linear > 1 else ''} int8, activations quantized per batch; "
+        "convolutions stay fp32."
     )
     return PeerModel(
         "int8_dynamic", "PyTorch int8 dynamic", quantized, saved_size(quantized), notes
@@ -164,9 +168,12 @@ def int8_static(
                 prepared(x)
         quantized = convert_fx(prepared).eval()
     n = sum(x.shape[0] for x in batches)
+    norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+    has_bn = any(isinstance(m, norms) for m in float_model.modules())
+    folded = "BatchNorm folded, " if has_bn else ""
     notes = (
         f"torch.ao FX static int8 ({backend} engine), calibrated on {n} training images; "
-        "BatchNorm folded, convolutions and Linear layers int8."
+        f"{folded}convolutions and Linear layers int8."
     )
     return PeerModel("int8_static", "PyTorch int8 static (FX)", quantized, saved_size(quantized),
                      notes)  # fmt: skip

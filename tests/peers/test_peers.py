@@ -149,3 +149,13 @@ def test_zstd_is_lossless_and_smaller(lenet5):
     x = _inputs()
     torch.testing.assert_close(peer.model(x), lenet5(x), rtol=0, atol=0)
     assert peer.size_bytes < saved_size(lenet5)
+
+
+def test_torch_prune_names_a_layer_global_l1_empties():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4))
+    with torch.no_grad():
+        model[2].weight.mul_(1e-3)  # the smallest weights all sit in the last layer
+    peer = torch_prune(model, 0.9)
+    assert int(peer.model[2].weight.count_nonzero()) == 0
+    assert "Global L1 left no weight in 2." in peer.notes
