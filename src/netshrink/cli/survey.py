@@ -102,7 +102,7 @@ def add_survey(sub) -> None:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="a smoke test, not results: 1 epoch on 1200 images (about 4 minutes on 2 cores)",
+        help="a smoke test, not results: 1 epoch on 1200 images (about 2.5 minutes on 2 cores)",
     )
     p.add_argument("--seed", type=int)
     p.add_argument("--epochs", type=int)
