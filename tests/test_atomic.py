@@ -21,3 +21,29 @@ def test_unwritable_output_folder_is_a_one_line_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(NetshrinkError, match="cannot create output folder"):
         ensure_dir(blocker / "sub")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_outputs_get_the_mode_the_umask_gives_a_new_file(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "atomic.txt", "x")
+        with open(tmp_path / "plain.txt", "w") as handle:  # the reference: a normal file
+            handle.write("x")
+    finally:
+        os.umask(previous)
+    mode = (tmp_path / "atomic.txt").stat().st_mode & 0o777
+    assert mode == (tmp_path / "plain.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_cli_outputs_are_readable_by_others(tmp_path):
+    from netshrink.cli import main
+
+    previous = os.umask(0o022)
+    try:
+        assert main(["train", "lenet5", "--data", "digits", "--epochs", "1",
+                     "--out", str(tmp_path / "run")]) == 0  # fmt: skip
+    finally:
+        os.umask(previous)
+    files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    assert files and all(p.stat().st_mode & 0o777 == 0o644 for p in files), files

@@ -8,6 +8,7 @@ import pytest
 
 from netshrink.cli import main, parse_input_size
 from netshrink.errors import NetshrinkError
+from tests.cli.helpers import one_line_error
 
 
 def run(capsys, *argv):
@@ -222,3 +223,34 @@ def test_a_recipe_key_error_lists_every_key_valid_there():
     with pytest.raises(NetshrinkError, match=r"known: bits, conv_bits, exclude, fc_bits, "
                        r"finetune, init"):  # fmt: skip
         parse_recipe(bad)
+
+
+def test_train_refuses_zero_epochs_and_an_existing_run_without_overwrite(capsys, tmp_path):
+    out = tmp_path / "l3"
+    base = ("train", "lenet300_100", "--data", "digits", "--limit", "200", "--out", str(out))
+    code, _, err = run(capsys, *base, "--epochs", "0")
+    one_line_error(code, err, "--epochs must be at least 1, got 0")
+    assert not out.exists()
+    code, _, err = run(capsys, *base, "--epochs", "1", "--seed", "0")
+    assert code == 0, err
+    first = (out / "model.pt").read_bytes()
+    code, _, err = run(capsys, *base, "--epochs", "1", "--seed", "1")
+    one_line_error(code, err, "model.pt exists: pass --overwrite to replace it")
+    assert (out / "model.pt").read_bytes() == first  # untouched
+    code, _, err = run(capsys, *base, "--epochs", "1", "--resume", "--overwrite")
+    one_line_error(code, err, "pick one")
+    code, _, err = run(capsys, *base, "--epochs", "1", "--seed", "1", "--overwrite")
+    assert code == 0, err
+    assert (out / "model.pt").read_bytes() != first
+
+
+@pytest.mark.parametrize("size", ["1x32x32", "5x28"])
+def test_profile_refuses_an_input_size_the_model_does_not_take(capsys, size):
+    code, _, err = run(capsys, "profile", "lenet5", "--input", size)
+    one_line_error(code, err, f"--input {size}: lenet5 takes 1x28x28 inputs")
+
+
+def test_profile_honours_an_input_size_the_model_takes(capsys):
+    code, text, err = run(capsys, "profile", "lenet5", "--input", "3x28x28", "--json")
+    assert code == 0, err
+    assert json.loads(text)["input"] == [3, 28, 28]

@@ -110,6 +110,29 @@ def test_sensitivity_writes_table_json_and_plot(capsys, tmp_path, trained):
     assert "fc1" in text
 
 
+def test_sensitivity_max_drop_is_in_points(capsys, tmp_path, trained):
+    def suggested(points):
+        out = tmp_path / f"sens{points}"
+        code, _, err = run(capsys, "sensitivity", trained, "--data", "digits", "--sparsities",
+                           "0", "0.5", "0.99", "--max-drop", points, "--out", out)  # fmt: skip
+        assert code == 0, err
+        data = json.loads((out / "sensitivity.json").read_text())
+        return data, data["suggested"]
+
+    data, strict = suggested("0")
+    assert data["max_drop"] == 0
+    # Independently: with a zero budget, a layer's suggestion keeps the baseline's accuracy.
+    for layer, sparsity in strict.items():
+        curve = dict(zip(data["sparsities"], data["accuracy"][layer], strict=True))
+        assert sparsity == 0.0 or curve[sparsity] >= data["baseline"] - 1e-9, layer
+    _, loose = suggested("100")  # any accuracy is within 100 points: the highest sparsity
+    assert set(loose.values()) == {0.99}
+    code, _, err = run(capsys, "sensitivity", trained, "--data", "digits", "--max-drop", "500",
+                       "--out", tmp_path / "bad")  # fmt: skip
+    assert code == 2 and "percentage points (0-100), got 500" in err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_dsd_from_the_cli(capsys, tmp_path, trained):
     out = tmp_path / "dsd"
     code, text, err = run(capsys, "dsd", trained, "--data", "digits", "--sparse-epochs", "1",

@@ -61,7 +61,13 @@ def _profile_model(text: str, args: argparse.Namespace):
     if args.input:
         dims = parse_input_size(args.input)
         size = dims if len(dims) == 3 else (spec.input_size[0], *dims)
+    asked = tuple(size)
     model_args, size = resolve_model(name, size, model_args)
+    if args.input and tuple(size) != asked:  # never profile another shape than asked for
+        shown = "x".join(map(str, size))
+        raise NetshrinkError(
+            f"--input {args.input}: {name} takes {shown} inputs, not {'x'.join(map(str, asked))}"
+        )
     label = name + (":" + ",".join(pairs) if pairs else "")
     return label, create(name, **model_args), size
 

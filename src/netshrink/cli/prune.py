@@ -6,6 +6,7 @@ import argparse
 import json
 
 from netshrink.cli.common import TRUST_HELP, add_train_flags, train_config, with_given
+from netshrink.errors import NetshrinkError
 
 __all__ = ["add_dsd", "add_sensitivity"]
 
@@ -23,16 +24,22 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     from netshrink.runs.load import load_trained
     from netshrink.train import evaluate
 
+    if not 0 <= args.max_drop <= 100:
+        raise NetshrinkError(
+            f"--max-drop is a top-1 budget in percentage points (0-100), got {args.max_drop:g}"
+        )
+    max_drop = args.max_drop / 100  # the scan's accuracies are fractions
     trained = load_trained(args.checkpoint)
     data = trained.load_data(args.data, limit=args.limit)
     out = ensure_dir(Path(args.out))
     sparsities = {"sparsities": args.sparsities} if args.sparsities else {}
     result = sensitivity_scan(trained.model, lambda m: evaluate(m, data.val)["top1"], **sparsities)
-    suggestion = suggest_sparsity(result, args.max_drop)
-    record = {**result.to_dict(), "max_drop": args.max_drop, "suggested": suggestion}
+    suggestion = suggest_sparsity(result, max_drop)
+    record = {**result.to_dict(), "max_drop": max_drop, "suggested": suggestion}
     atomic_write_text(out / "sensitivity.json", json.dumps(record, indent=2))
     plot_sensitivity(result, out / "sensitivity.png")
-    print(render_sensitivity(result, args.max_drop))
+    print(render_sensitivity(result, max_drop))
+    print(f"suggested: the highest sparsity per layer within {args.max_drop:g} points of top-1")
     print(f"wrote {out / 'sensitivity.json'} and {out / 'sensitivity.png'}")
     return 0
 
@@ -70,7 +77,10 @@ def add_sensitivity(sub) -> None:
     p.add_argument(
         "--sparsities", type=float, nargs="+", help="default: 0, 0.25, 0.5, 0.6 ... 0.95"
     )
-    p.add_argument("--max-drop", type=float, default=1.0, help="accuracy budget, points")
+    p.add_argument(
+        "--max-drop", type=float, default=1.0,
+        help="top-1 budget of the suggestions, in percentage points (default 1)",
+    )  # fmt: skip
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--model", metavar="SPEC", help=TRUST_HELP)
     p.set_defaults(func=cmd_sensitivity)

@@ -16,6 +16,18 @@ from netshrink.errors import NetshrinkError
 __all__ = ["add_distill", "add_train"]
 
 
+def _training(args: argparse.Namespace):
+    """The run's TrainConfig; ``--epochs 0`` would write an untrained model: refused."""
+    config = train_config(args)
+    if config.epochs < 1:
+        raise NetshrinkError(f"--epochs must be at least 1, got {config.epochs}")
+    if args.resume and args.overwrite:
+        raise NetshrinkError(
+            "--resume continues the run in --out, --overwrite replaces it: pick one"
+        )
+    return config
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from netshrink.models import parse_model_args
     from netshrink.runs.train import train_run
@@ -25,10 +37,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = train_run(
         args.name,
         args.data,
-        train_config(args),
+        _training(args),
         args.out,
         model_args=parse_model_args(args.name, args.arg),
         resume=args.resume,
+        overwrite=args.overwrite,
         limit=args.limit,
         binarize=binarize_config(args, args.binarize) if args.binarize else None,
     )
@@ -54,10 +67,11 @@ def cmd_distill(args: argparse.Namespace) -> int:
     run = train_run(
         args.student,
         args.data,
-        train_config(args),
+        _training(args),
         args.out,
         model_args=parse_model_args(args.student, args.arg),
         resume=args.resume,
+        overwrite=args.overwrite,
         limit=args.limit,
         progress=not args.quiet,
         teachers=args.teacher,
@@ -80,6 +94,7 @@ def add_train(sub) -> None:
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in DIR")
     p.add_argument(
         "--binarize", choices=["bwn", "xnor"], help="train a binary network (XNOR-Net) from scratch"
     )
@@ -110,6 +125,7 @@ def add_distill(sub) -> None:
     )  # fmt: skip
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_train_flags(p)
     p.set_defaults(func=cmd_distill)

@@ -83,6 +83,7 @@ def train_run(
     model_args: dict[str, Any] | None = None,
     resume: bool = False,
     reuse: bool = False,
+    overwrite: bool = False,
     limit: int | None = None,
     progress: bool = True,
     binarize: BinarizeConfig | None = None,
@@ -101,6 +102,8 @@ def train_run(
     order (an ``order`` argument) gets ``order="xnor"`` unless the caller chose.
     ``resume=True`` continues an interrupted run from ``out_dir/model.pt``;
     ``reuse=True`` returns a finished run with the identical resolved config untouched.
+    Otherwise an existing ``out_dir/model.pt`` is refused unless ``overwrite=True`` (files
+    compressed from it would lose their source).
     """
     spec_text = data if isinstance(data, str) else data.spec
     native = native_input_size(spec_text) if isinstance(data, str) else data.input_size
@@ -157,6 +160,11 @@ def train_run(
     if teacher_models:
         resolved["distill"] = {**distill_config.to_dict(), "teachers": teacher_records}
     ckpt_path = out / "model.pt"
+    if ckpt_path.exists() and not (resume or reuse or overwrite):
+        raise NetshrinkError(
+            f"{ckpt_path} exists: pass --overwrite to replace it, --resume to continue it, "
+            "or another --out"
+        )
     if reuse and ckpt_path.exists():
         try:
             previous = load_checkpoint(ckpt_path)
