@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,7 +94,14 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
-        first = (str(exc).strip().splitlines() or ["unreadable"])[0]
+        if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+            # A pickled object (``torch.save(model)``): its code would run to load it.
+            raise NetshrinkError(
+                f"{path} is not a netshrink checkpoint: it pickles Python objects (e.g. "
+                "torch.save(model)), which netshrink never loads; save model.state_dict() "
+                "or train with netshrink train"
+            ) from None
+        first = re.sub(r"\x1b\[[0-9;]*m", "", (str(exc).strip().splitlines() or ["unreadable"])[0])
         raise NetshrinkError(f"checkpoint {path} cannot be read: {first[:200]}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise NetshrinkError(f"{path} is not a netshrink checkpoint")
