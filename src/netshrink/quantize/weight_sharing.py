@@ -131,6 +131,8 @@ def share_weights_(model: nn.Module, config: WeightSharingConfig) -> dict[str, S
     for name in plan:
         if is_shared(layers[name]):
             raise NetshrinkError(f"quantize: layer {name!r} is already weight-shared")
+        if not bool(torch.isfinite(layers[name].weight).all()):
+            raise NetshrinkError(f"quantize: layer {name!r} has NaN or infinite weights")
     result = {}
     for name, bits in plan.items():
         weight = layers[name].weight.detach().cpu().numpy()
