@@ -53,3 +53,16 @@ def test_every_torch_load_in_the_package_is_weights_only():
                 calls.append((file.name, number, "weights_only=True" in line))
             assert "pickle.load" not in line, f"{file.name}:{number} unpickles"
     assert calls and all(ok for *_, ok in calls), calls
+
+
+def test_a_checkpoint_with_nan_weights_is_refused_naming_the_tensor(tmp_path, capsys):
+    from netshrink.runs.checkpoint import Checkpoint, save_checkpoint
+
+    model = create("lenet5")
+    state = model.state_dict()
+    state["fc2.weight"][3, 4] = float("nan")
+    path = tmp_path / "nan.pt"
+    save_checkpoint(path, Checkpoint("lenet5", {}, (1, 28, 28), state, "digits"))
+    assert main(["eval", str(path), "--data", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert "fc2.weight holds NaN or infinite values" in err and len(err.splitlines()) == 1

@@ -110,6 +110,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             f"checkpoint {path} has version {payload.get('version')}; "
             f"this netshrink reads version {VERSION}"
         )
+    for name, tensor in payload["state_dict"].items():
+        if (
+            isinstance(tensor, torch.Tensor)
+            and tensor.is_floating_point()
+            and not bool(torch.isfinite(tensor).all())
+        ):
+            raise NetshrinkError(f"checkpoint {path}: {name} holds NaN or infinite values")
     return Checkpoint(
         model_name=payload["model_name"],
         model_args=dict(payload["model_args"]),
