@@ -47,3 +47,47 @@ def test_cli_outputs_are_readable_by_others(tmp_path):
         os.umask(previous)
     files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
     assert files and all(p.stat().st_mode & 0o777 == 0o644 for p in files), files
+
+
+def test_folder_lock_stops_a_second_run_and_takes_over_a_dead_ones(tmp_path):
+    import subprocess
+    import sys
+
+    from netshrink.atomic import folder_lock
+
+    lock = tmp_path / ".netshrink.lock"
+    with folder_lock(tmp_path, "survey"):
+        assert lock.read_text() == str(os.getpid())
+    assert not lock.exists()  # released
+    # A live other process holds it: one line naming it, and the lock stays its.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        lock.write_text(str(other.pid))
+        with pytest.raises(NetshrinkError, match=f"another survey is running in .* {other.pid}"):
+            with folder_lock(tmp_path, "survey"):
+                pass
+        assert lock.read_text() == str(other.pid)
+    finally:
+        other.kill()
+        other.wait()
+    # Its process is gone (killed): the stale lock is taken over.
+    with folder_lock(tmp_path, "survey"):
+        assert lock.read_text() == str(os.getpid())
+
+
+def test_survey_refuses_a_folder_another_survey_holds(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from netshrink.cli import main
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / ".netshrink.lock").write_text(str(other.pid))
+        assert main(["survey", "--quick", "--out", str(tmp_path), "--only", "lenet5"]) == 2
+    finally:
+        other.kill()
+        other.wait()
+    err = capsys.readouterr().err
+    assert "another survey is running" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "report.html").exists()

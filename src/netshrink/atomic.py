@@ -11,7 +11,7 @@ from typing import IO
 
 from netshrink.errors import NetshrinkError
 
-__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "ensure_dir"]
+__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "ensure_dir", "folder_lock"]
 
 
 def ensure_dir(path: str | os.PathLike[str]) -> Path:
@@ -80,3 +80,48 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     with atomic_open(path, "w") as handle:
         handle.write(text)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Hold ``folder/.netshrink.lock`` (created exclusively, holding this process's id)
+    while the block runs, so two runs never write one folder at once: a second one stops
+    with a one-line error naming the first's process. A lock left by a process that no
+    longer exists (killed) is taken over."""
+    path = ensure_dir(folder) / ".netshrink.lock"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(path.read_text().strip() or "0")
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise NetshrinkError(
+                    f"another {what} is running in {folder} (process {pid}); wait for it or "
+                    "use another --out"
+                ) from None
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(os.getpid()))
+        break
+    else:
+        raise NetshrinkError(f"cannot take the lock {path}")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

@@ -46,6 +46,7 @@ def _cache_note(out: Path) -> str:
 
 
 def cmd_survey(args: argparse.Namespace) -> int:
+    from netshrink.atomic import folder_lock
     from netshrink.survey import (
         SurveyConfig,
         render_rows,
@@ -61,9 +62,10 @@ def cmd_survey(args: argparse.Namespace) -> int:
     if args.quiet:
         # Entries print their own progress lines (each training run's accuracy): silence
         # them all here rather than teach every entry about --quiet. Errors go to stderr.
-        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-            result = run_survey(config, progress=False)
-        paths = write_report(result)
+        with folder_lock(config.out, "survey"):
+            with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+                result = run_survey(config, progress=False)
+            paths = write_report(result)
         print(paths["html"])
         print(paths["json"])
         return 0
@@ -73,8 +75,9 @@ def cmd_survey(args: argparse.Namespace) -> int:
             f"images, {config.repeats} latency repeats); its numbers are not results",
             flush=True,
         )
-    result = run_survey(config)
-    paths = write_report(result)
+    with folder_lock(config.out, "survey"):  # two surveys never write one folder at once
+        result = run_survey(config)
+        paths = write_report(result)
     print()
     print(f"Table 2: methods compared on {config.data} (speed-ups vs each row's baseline)")
     print(render_rows(result.rows))
