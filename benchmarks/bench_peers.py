@@ -52,14 +52,15 @@ from netshrink.atomic import atomic_write_text  # noqa: E402
 from netshrink.data import Dataset, load_dataset, native_input_size  # noqa: E402
 from netshrink.engine import load_auto  # noqa: E402
 from netshrink.errors import NetshrinkError  # noqa: E402
-from netshrink.layer_patterns import compressible_layers  # noqa: E402
 from netshrink.peers import (  # noqa: E402
     PeerModel,
+    calibration_batches,
     fp16_storage,
     int8_dynamic,
     int8_static,
     saved_size,
     torch_prune,
+    weight_sparsity,
     zstd_checkpoint,
 )
 from netshrink.runs.compress import compress  # noqa: E402
@@ -73,7 +74,6 @@ from netshrink.runs.recipe import (  # noqa: E402
 )
 from netshrink.survey.architectures import ARCHITECTURES  # noqa: E402
 from netshrink.survey.context import FULL_EPOCHS, SurveyConfig, SurveyContext  # noqa: E402
-from netshrink.survey.peers import CALIBRATION_IMAGES  # noqa: E402
 from netshrink.train import TrainConfig, evaluate, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,22 +180,6 @@ def epochs(n: int) -> str:
     return f"{n} epoch{'' if n == 1 else 's'}"
 
 
-def weight_sparsity(model: nn.Module) -> float:
-    layers = compressible_layers(model).values()
-    zeros = sum(int((m.weight == 0).sum()) for m in layers)
-    return zeros / sum(m.weight.numel() for m in layers)
-
-
-def calibration_batches(data: Dataset, images: int = CALIBRATION_IMAGES) -> list[torch.Tensor]:
-    batches, seen = [], 0
-    for x, _ in data.train.batches(64):
-        batches.append(x)
-        seen += x.shape[0]
-        if seen >= images:
-            break
-    return batches
-
-
 # One network ------------------------------------------------------------------------------
 
 
@@ -256,7 +240,7 @@ def build_peers(
         train(pruned, net.data, config, progress=False, desc="torch_prune")
         torch.set_num_threads(args.threads)
 
-    add("int8_static", lambda: int8_static(net.model, calibration_batches(net.data)))
+    add("int8_static", lambda: int8_static(net.model, calibration_batches(net.data.train)))
     add("int8_dynamic", lambda: int8_dynamic(net.model))
     started = time.perf_counter()
     add("torch_prune",

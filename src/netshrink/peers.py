@@ -35,21 +35,26 @@ import zstandard
 from torch import nn
 from torch.nn.utils import prune as torch_prune_utils
 
+from netshrink.data import ImageSplit
 from netshrink.errors import NetshrinkError
 from netshrink.layer_patterns import compressible_layers
 
 __all__ = [
+    "CALIBRATION_IMAGES",
     "PEERS",
     "PeerModel",
+    "calibration_batches",
     "fp16_storage",
     "int8_dynamic",
     "int8_static",
     "saved_size",
     "torch_prune",
+    "weight_sparsity",
     "zstd_checkpoint",
 ]
 
 PEERS = ("torch_prune", "int8_dynamic", "int8_static", "fp16", "zstd")
+CALIBRATION_IMAGES = 256  # training images the int8 static observers see, by default
 
 
 @dataclass
@@ -70,6 +75,25 @@ def _state_bytes(model: nn.Module) -> bytes:
 def saved_size(model: nn.Module) -> int:
     """Bytes of ``torch.save(model.state_dict())``: what the peers' users ship."""
     return len(_state_bytes(model))
+
+
+def weight_sparsity(model: nn.Module) -> float:
+    """Fraction of zeros over every compressible (``Conv2d``/``Linear``) weight."""
+    layers = compressible_layers(model).values()
+    zeros = sum(int((m.weight == 0).sum()) for m in layers)
+    return zeros / sum(m.weight.numel() for m in layers)
+
+
+def calibration_batches(split: ImageSplit, images: int = CALIBRATION_IMAGES) -> list[torch.Tensor]:
+    """The first batches of ``split`` (64 images each) up to at least ``images``: what
+    :func:`int8_static` calibrates on."""
+    batches, seen = [], 0
+    for x, _ in split.batches(64):
+        batches.append(x)
+        seen += x.shape[0]
+        if seen >= images:
+            break
+    return batches
 
 
 def _float_copy(model: nn.Module) -> nn.Module:

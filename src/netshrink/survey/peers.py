@@ -17,13 +17,14 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from netshrink.layer_patterns import compressible_layers
 from netshrink.peers import (
     PeerModel,
+    calibration_batches,
     fp16_storage,
     int8_dynamic,
     int8_static,
     torch_prune,
+    weight_sparsity,
     zstd_checkpoint,
 )
 from netshrink.runs.recipe import PruneStage
@@ -37,18 +38,10 @@ from netshrink.survey.deep_compression import (
 from netshrink.survey.registry import Measured, SurveyEntry, register_entry
 from netshrink.train import train
 
-__all__ = ["CALIBRATION_IMAGES", "PEER_ROWS", "peer_summary"]
-
-CALIBRATION_IMAGES = 256  # training images the int8 static observers see
+__all__ = ["PEER_ROWS", "peer_summary"]
 
 # peer row -> the Deep Compression row of the same trained network.
 PEER_ROWS: dict[str, str] = {}
-
-
-def _sparsity(model: nn.Module) -> float:
-    layers = compressible_layers(model).values()
-    zeros = sum(int((m.weight == 0).sum()) for m in layers)
-    return zeros / sum(m.weight.numel() for m in layers)
 
 
 def _measured(ctx: SurveyContext, source_key: str, peer: PeerModel) -> Measured:
@@ -62,14 +55,7 @@ def _measured(ctx: SurveyContext, source_key: str, peer: PeerModel) -> Measured:
 
 
 def _calibration(ctx: SurveyContext, source_key: str) -> list[torch.Tensor]:
-    data = trained_row(ctx, source_key).data
-    batches, n = [], 0
-    for x, _ in data.train.batches(64):
-        batches.append(x)
-        n += x.shape[0]
-        if n >= CALIBRATION_IMAGES:
-            break
-    return batches
+    return calibration_batches(trained_row(ctx, source_key).data.train)
 
 
 def _lenet5_torch_prune(ctx: SurveyContext) -> Measured:
@@ -85,7 +71,7 @@ def _lenet5_torch_prune(ctx: SurveyContext) -> Measured:
         def retrain(model: nn.Module) -> None:
             train(model, source.data, config, progress=ctx.progress, desc="torch prune")
 
-    peer = torch_prune(source.model, _sparsity(dc), retrain)
+    peer = torch_prune(source.model, weight_sparsity(dc), retrain)
     peer.notes += " Same sparsity as lenet5_dc, and as many retraining epochs as its pruning."
     return _measured(ctx, "lenet5", peer)
 
