@@ -51,18 +51,41 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 0:
-            raise NetshrinkError(f"epochs must be >= 0, got {self.epochs}")
-        if self.batch_size < 1:
-            raise NetshrinkError(f"batch size must be >= 1, got {self.batch_size}")
+        def integer(key: str, low: int, high: int) -> None:
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise NetshrinkError(f"{key} must be an integer, got {value!r}")
+            if not low <= value <= high:  # an epoch count of 10**400 never ends
+                raise NetshrinkError(f"{key} must be in [{low}, {high:,}], got {value}")
+
+        def real(key: str, low: float, high: float, low_open: bool = False) -> None:
+            value = getattr(self, key)
+            number = math.nan  # fails every comparison below
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                number = float(value) if abs(value) < 1e308 else math.inf  # 10**400: no float
+            if not (math.isfinite(number) and low <= number <= high) or (
+                low_open and number == low
+            ):
+                bounds = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+                raise NetshrinkError(f"{key} must be a finite number in {bounds}, got {value!r}")
+
+        integer("epochs", 0, 1_000_000)
+        integer("batch_size", 1, 2**31 - 1)
+        integer("step_size", 1, 1_000_000)
         if self.optimizer not in ("sgd", "adam"):
             raise NetshrinkError(f"unknown optimizer {self.optimizer!r} (sgd, adam)")
         if self.schedule not in ("cosine", "step", "constant"):
             raise NetshrinkError(f"unknown schedule {self.schedule!r} (cosine, step, constant)")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise NetshrinkError(f"learning rate must be a positive number, got {self.lr}")
-        if self.weight_decay < 0:
-            raise NetshrinkError(f"weight decay must be >= 0, got {self.weight_decay}")
+        real("lr", 0.0, math.inf, low_open=True)
+        real("momentum", 0.0, 1.0)
+        real("weight_decay", 0.0, math.inf)
+        real("gamma", 0.0, math.inf, low_open=True)
+        if not isinstance(self.augment, bool):
+            raise NetshrinkError(f"augment must be true or false, got {self.augment!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise NetshrinkError(f"seed must be an integer, got {self.seed!r}")
+        if not 0 <= self.seed < 2**32:  # numpy's and torch's generators take [0, 2**32)
+            raise NetshrinkError(f"seed must be in [0, 2**32), got {self.seed}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -187,6 +210,13 @@ def train(
     batch's positions in ``data.train`` (distillation looks up cached teacher outputs);
     ``after_step(model)`` runs after every optimizer step (pruning re-applies masks there).
     """
+    total = len(data.train) + len(data.val) + len(data.test)
+    for name in ("train", "val", "test"):
+        if len(getattr(data, name)) == 0:  # found now, not after the training it would waste
+            raise NetshrinkError(
+                f"{data.spec}: the {name} split is empty ({total} images in all); "
+                "use more images (a larger --limit)"
+            )
     torch.manual_seed(config.seed)
     opt, sched = make_optimizer(model, config)
     history: list[dict[str, float]] = []

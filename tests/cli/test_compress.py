@@ -82,7 +82,8 @@ def test_bad_input_gets_one_line_errors_and_leaves_no_file(capsys, tmp_path, tra
     code, _, err = run(capsys, "compress", "--recipe", recipe, "--out", nsz)
     one_line_error(code, err, "CHECKPOINT or --model")
 
-    # Interrupted while compressing: no .nsz, no temporary file left behind.
+    # Interrupted while compressing: no .nsz, no temporary file left behind; only the
+    # finished stages, kept for --resume (tests/runs/test_compress_resume.py).
     import netshrink.runs.compress as compress_module
 
     def interrupt(*args, **kwargs):
@@ -91,7 +92,8 @@ def test_bad_input_gets_one_line_errors_and_leaves_no_file(capsys, tmp_path, tra
     monkeypatch.setattr(compress_module, "share_weights_", interrupt)
     code, _, err = run(capsys, "compress", trained, "--recipe", recipe, "--out", nsz, "--quiet")
     assert code == 130
-    assert list(tmp_path.iterdir()) == [recipe]
+    assert sorted(tmp_path.iterdir()) == [tmp_path / ".m.nsz.resume", recipe]
+    assert [p.name for p in (tmp_path / ".m.nsz.resume").iterdir()] == ["state.pt"]
 
     bad = tmp_path / "bad.nsz"
     bad.write_bytes(b"\x89NSZ\r\n\x1a\n\x01\x00\x00\x00garbage")

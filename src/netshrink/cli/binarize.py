@@ -34,6 +34,7 @@ def cmd_binarize(args: argparse.Namespace) -> int:
         limit=args.limit,
         progress=not args.quiet,
         on_resolved=note,
+        overwrite=args.overwrite,
     )
     run, out = done.run, done.out_dir
     print(f"{args.mode}: binary layers {', '.join(run.resolved.layers)}")
@@ -53,6 +54,7 @@ def add_binarize(sub) -> None:
     p.add_argument("--mode", choices=["bwn", "xnor"], required=True)
     p.add_argument("--data", metavar="SPEC", help="default: the checkpoint's data")
     p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_binarize_flags(p)
     add_train_flags(p)

@@ -23,6 +23,8 @@ __all__ = [
     "add_train_flags",
     "binarize_config",
     "given",
+    "non_negative_int",
+    "positive_int",
     "model_skeleton",
     "parse_input_size",
     "say_float_layers",
@@ -41,6 +43,24 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _int_at_least(least: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} integer, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"expected {what} integer, got {value}")
+        return value
+
+    parse.__name__ = f"{what} integer"  # argparse names the type in its messages
+    return parse
+
+
+positive_int = _int_at_least(1, "a positive")  # counts that must be at least 1
+non_negative_int = _int_at_least(0, "a non-negative")  # 0 means "none" (e.g. no timing)
 
 
 def parse_input_size(text: str) -> tuple[int, ...]:
@@ -163,7 +183,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     """TrainConfig's flags (defaults: :class:`netshrink.train.TrainConfig`), and --limit."""
     p.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=positive_int)
     p.add_argument("--optimizer", choices=["sgd", "adam"])
     p.add_argument("--schedule", choices=["cosine", "step", "constant"])
     p.add_argument("--weight-decay", type=float)
@@ -171,7 +191,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
         "--augment", action="store_true", default=None, help="light augmentation (±2 px shifts)"
     )
     p.add_argument("--seed", type=int)
-    p.add_argument("--limit", type=int, help="use at most N images (stratified)")
+    p.add_argument("--limit", type=positive_int, help="use at most N images (stratified)")
 
 
 def train_config(args: argparse.Namespace):

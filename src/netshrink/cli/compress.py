@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
-from netshrink.cli.common import add_model_flag, model_skeleton, parse_input_size
+from netshrink.cli.common import add_model_flag, model_skeleton, parse_input_size, positive_int
 from netshrink.errors import NetshrinkError
 
 __all__ = ["add_compress", "add_inspect", "add_unpack"]
@@ -18,6 +19,8 @@ def _source(args: argparse.Namespace):
 
     if args.checkpoint is None and args.model is None:
         raise NetshrinkError("give a CHECKPOINT or --model NAME")
+    if args.limit is not None and (args.data or "").lower() == "none":
+        raise NetshrinkError("--limit chooses images of --data: it has no use with --data none")
     if args.checkpoint is not None:  # --model is then the checkpoint's code
         if args.input:
             raise NetshrinkError("--input goes with --model alone, not with a checkpoint")
@@ -33,15 +36,27 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
     from netshrink.atomic import ensure_dir
     from netshrink.nsz import render_report
-    from netshrink.runs.compress import check_recipe, compress_run
+    from netshrink.runs.compress import STATE_FILE, check_recipe, compress_run, resume_folder
     from netshrink.runs.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)
     out = Path(args.out)
+    if out.exists() and not args.overwrite:  # with --resume too: it is the same command
+        raise NetshrinkError(f"{out} exists: pass --overwrite to replace it")
     ensure_dir(out.parent)
     source = _source(args)
     check_recipe(source.trained.model, recipe)
-    result = compress_run(source, recipe, out, progress=not args.quiet)
+    saved = resume_folder(out) / STATE_FILE
+    if saved.is_file() and not args.resume:
+        print(f"note: {saved.parent} holds the finished stages of an interrupted run; starting "
+              "afresh replaces them (pass --resume to continue them)", file=sys.stderr)  # fmt: skip
+    try:
+        result = compress_run(source, recipe, out, progress=not args.quiet, resume=args.resume)
+    except KeyboardInterrupt:
+        if saved.is_file():
+            print(f"note: the finished stages are saved in {saved.parent}; the same command "
+                  "with --resume continues from them", file=sys.stderr)  # fmt: skip
+        raise
     stem = out.with_suffix("")
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -60,6 +75,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from netshrink.nsz import compression_report, load_into, read_nsz, render_report, skeleton
 
+    if args.arg and args.model is None:
+        raise NetshrinkError("--arg gives --model's arguments: it needs --model")
     nsz = read_nsz(args.file)
     report = compression_report(nsz)
     fits = None
@@ -78,8 +95,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_unpack(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from netshrink.runs.load import unpack_to_checkpoint
 
+    out = Path(args.out)
+    if out.suffix.lower() in (".nsz", ".onnx"):
+        raise NetshrinkError(
+            f"--out {out}: unpack writes a checkpoint (MODEL.pt), not {out.suffix}"
+        )
+    if out.exists() and not args.overwrite:
+        raise NetshrinkError(f"{out} exists: pass --overwrite to replace it")
     skeleton = model_skeleton(args, args.file)
     named = None if skeleton is None else (args.model, args.arg)
     ckpt = unpack_to_checkpoint(args.file, args.out, model=skeleton, named=named)
@@ -103,8 +129,16 @@ def add_compress(sub) -> None:
         help="a YAML recipe, or the name of a shipped one (lenet5, squeezenet1_0_table1, ...)",
     )  # fmt: skip
     p.add_argument("--data", metavar="SPEC", help="data for retraining, or 'none'")
-    p.add_argument("--limit", type=int, help="use at most N images (stratified)")
+    p.add_argument("--limit", type=positive_int, help="use at most N images (stratified)")
     p.add_argument("--out", required=True, metavar="FILE.nsz")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out (and its record)"
+    )
+    p.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted run from its finished stages (saved in .FILE.nsz.resume/ "
+        "beside --out); the same file as an uninterrupted run",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_compress)
@@ -122,5 +156,6 @@ def add_unpack(sub) -> None:
     p = sub.add_parser("unpack", help="decode an .nsz file into a dense checkpoint")
     p.add_argument("file", metavar="FILE.nsz")
     p.add_argument("--out", required=True, metavar="MODEL.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     add_model_flag(p)
     p.set_defaults(func=cmd_unpack)

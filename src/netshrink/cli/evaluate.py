@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from typing import Any
 
-from netshrink.cli.common import add_model_flag, model_skeleton, say_float_layers
+from netshrink.cli.common import add_model_flag, model_skeleton, positive_int, say_float_layers
 
 __all__ = ["add_eval"]
 
@@ -23,6 +24,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     trained, notes = load_on_engine(args.checkpoint, engine.name, warn=False, model=skeleton)
     spec = args.data or trained.data or "mnist5k"
     data = trained.load_data(spec)
+    if not args.json and spec != trained.data:
+        _say_other_data(args.checkpoint, trained, spec)
     model = trained.model
     if not args.json:
         say_float_layers(engine.name, notes)
@@ -49,13 +52,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say_other_data(path: str, trained, spec: str) -> None:
+    """Data other than the file was trained on is the user's choice; say what it means
+    for the images (brought to the network's input size) so no resize goes unseen."""
+    from netshrink.data import native_input_size
+
+    native, size = tuple(native_input_size(spec)), tuple(trained.input_size)
+    resized = "" if native == size else (
+        f"its {'x'.join(map(str, native))} images are resized to {'x'.join(map(str, size))}"
+    )  # fmt: skip
+    if trained.data:
+        text = f"{path} was trained on {trained.data}, evaluated on {spec}"
+        print(f"note: {text}{'; ' + resized if resized else ''}", file=sys.stderr)
+    elif resized:
+        print(f"note: {path} records no training data; {spec}: {resized}", file=sys.stderr)
+
+
 def add_eval(sub) -> None:
     p = sub.add_parser("eval", help="accuracy and latency of a checkpoint or .nsz file")
     p.add_argument("checkpoint", metavar="CHECKPOINT|FILE.nsz")
     p.add_argument(
         "--data", metavar="SPEC", help="default: the data the file was trained on, else mnist5k"
     )
-    p.add_argument("--repeats", type=int, default=20, help="latency repeats")
+    p.add_argument("--repeats", type=positive_int, default=20, help="latency repeats")
     p.add_argument(
         "--engine", default="dense", metavar="NAME",
         help="inference engine: dense (PyTorch float), sparse (pruned layers on sparse codebook "

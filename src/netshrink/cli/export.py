@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from netshrink.cli.common import add_model_flag, model_skeleton
+from netshrink.cli.common import add_model_flag, model_skeleton, non_negative_int
 
 __all__ = ["add_export"]
 
@@ -65,9 +65,9 @@ def add_export(sub) -> None:
         help="weight-shared layers as uint8 indices + codebook (Gather), about 4x smaller",
     )  # fmt: skip
     p.add_argument("--opset", type=int, default=17, choices=range(13, 21), metavar="N")
-    p.add_argument("--force", action="store_true", help="replace an existing --out")
+    p.add_argument("--force", "--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument(
-        "--repeats", type=int, default=20,
+        "--repeats", type=non_negative_int, default=20,
         help="time onnxruntime and PyTorch at batch 1 this many times (0: do not time)",
     )  # fmt: skip
     p.add_argument("--json", action="store_true")

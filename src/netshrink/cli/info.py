@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import Any
 
-from netshrink.cli.common import parse_input_size, split_name
+from netshrink.cli.common import parse_input_size, positive_int, split_name
 from netshrink.errors import NetshrinkError
 
 __all__ = ["add_datasets", "add_engines", "add_models", "add_profile"]
@@ -54,6 +54,11 @@ def _profile_model(text: str, args: argparse.Namespace):
     spec = get_spec(name)
     model_args = parse_model_args(name, [*args.arg, *pairs])
     if args.num_classes is not None:
+        if model_args.get("num_classes", args.num_classes) != args.num_classes:
+            raise NetshrinkError(
+                f"--num-classes {args.num_classes} contradicts num_classes="
+                f"{model_args['num_classes']} given to {name}"
+            )
         model_args["num_classes"] = args.num_classes
     size = spec.input_size
     if not size and not args.input:
@@ -82,6 +87,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     if args.engine is not None and not args.latency:
         raise NetshrinkError("--engine times the model on an engine: it needs --latency")
+    for flag, value in (("--batch-size", args.batch_size), ("--threads", args.threads)):
+        if value is not None and not args.latency:
+            raise NetshrinkError(f"{flag} sets how latency is measured: it needs --latency")
+    args.batch_size = args.batch_size or [1]
     built = [_profile_model(text, args) for text in args.names]
     single = len(built) == 1
     engines = _on_engine(built, args.engine) if args.engine is not None else {}
@@ -179,11 +188,11 @@ def add_profile(sub) -> None:
     p = sub.add_parser("profile", help="parameters, MACs, bytes and latency per layer")
     p.add_argument("names", nargs="+", metavar="NAME", help="model name, optionally NAME:k=v,k=v")
     p.add_argument("--input", help="input size CxHxW (default: the model's published input)")
-    p.add_argument("--num-classes", type=int)
+    p.add_argument("--num-classes", type=positive_int)
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--latency", action="store_true", help="measure CPU latency")
-    p.add_argument("--batch-size", type=int, nargs="+", default=[1])
-    p.add_argument("--threads", type=int)
+    p.add_argument("--batch-size", type=positive_int, nargs="+", help="with --latency (default: 1)")
+    p.add_argument("--threads", type=positive_int, help="with --latency")
     p.add_argument(
         "--engine", "--runtime", metavar="NAME", dest="engine",
         help="with --latency: also time each model on this inference engine or runtime "

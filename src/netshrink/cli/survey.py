@@ -7,7 +7,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from netshrink.cli.common import given
+from netshrink.cli.common import given, positive_int
 
 __all__ = ["add_survey"]
 
@@ -108,9 +108,9 @@ def add_survey(sub) -> None:
         help="a smoke test, not results: 1 epoch on 1200 images (about 2.5 minutes on 2 cores)",
     )
     p.add_argument("--seed", type=int)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--limit", type=int, help="use at most N images")
-    p.add_argument("--repeats", type=int, help="latency repeats per model")
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--limit", type=positive_int, help="use at most N images")
+    p.add_argument("--repeats", type=positive_int, help="latency repeats per model")
     p.add_argument("--only", nargs="+", metavar="KEY", help="run only these entries")
     p.add_argument("--no-table1", action="store_true", help="skip the ImageNet-shape table")
     p.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime latency column")

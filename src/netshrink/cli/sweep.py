@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from netshrink.cli.common import positive_int
+
 __all__ = ["add_sweep"]
 
 
@@ -42,11 +44,13 @@ def add_sweep(sub) -> None:
         "--param", action="append", default=[], metavar="NAME=V1,V2,...",
         help="values of one parameter (repeatable; the grid is their Cartesian product)",
     )  # fmt: skip
-    p.add_argument("--seeds", type=int, help="seeds per configuration (squeezenet 1, distill 3)")
+    p.add_argument(
+        "--seeds", type=positive_int, help="seeds per configuration (squeezenet 1, distill 3)"
+    )
     p.add_argument("--data", metavar="SPEC", help="default: mnist5k")
-    p.add_argument("--epochs", type=int, help="training epochs (squeezenet 6, distill 30)")
-    p.add_argument("--limit", type=int, help="use at most N images (stratified)")
-    p.add_argument("--jobs", type=int, help="trials run at once (default: one per core)")
+    p.add_argument("--epochs", type=positive_int, help="training epochs (squeezenet 6, distill 30)")
+    p.add_argument("--limit", type=positive_int, help="use at most N images (stratified)")
+    p.add_argument("--jobs", type=positive_int, help="trials run at once (default: one per core)")
     p.add_argument("--out", metavar="DIR", help="default: runs/sweep/STUDY")
     p.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
     p.set_defaults(func=cmd_sweep)

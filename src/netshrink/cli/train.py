@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from netshrink.cli.common import (
     add_binarize_flags,
@@ -25,6 +26,8 @@ def _training(args: argparse.Namespace):
         raise NetshrinkError(
             "--resume continues the run in --out, --overwrite replaces it: pick one"
         )
+    if args.resume and not (Path(args.out) / "model.pt").is_file():
+        raise NetshrinkError(f"--resume: there is no run to continue in {args.out} (no model.pt)")
     return config
 
 
@@ -43,6 +46,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         limit=args.limit,
+        progress=not args.quiet,
         binarize=binarize_config(args, args.binarize) if args.binarize else None,
     )
     m = run.checkpoint.metrics
@@ -95,6 +99,7 @@ def add_train(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument(
         "--binarize", choices=["bwn", "xnor"], help="train a binary network (XNOR-Net) from scratch"
     )

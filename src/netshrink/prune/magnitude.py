@@ -49,6 +49,7 @@ def _check_number(what: str, pattern: Any, value: Any, low: float, high: float) 
     if not isinstance(pattern, str) or not pattern:
         raise NetshrinkError(f"{what} pattern must be a non-empty string, got {pattern!r}")
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = ok and abs(value) < 1e308  # an int like 10**400 has no float (nor a place here)
     if not (ok and math.isfinite(value) and low <= value < high):
         bounds = f"in [{low:g}, {high:g})" if math.isfinite(high) else f"finite and >= {low:g}"
         raise NetshrinkError(f"{what} for {pattern!r} must be {bounds}, got {value!r}")
@@ -69,6 +70,10 @@ class PruneConfig:
     quality: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for what in ("sparsity", "quality"):
+            if not isinstance(getattr(self, what), dict):
+                kind = type(getattr(self, what)).__name__
+                raise NetshrinkError(f"{what} must be a mapping of layer patterns, got {kind}")
         self.sparsity = {
             p: _check_number("sparsity", p, v, 0.0, 1.0) for p, v in self.sparsity.items()
         }
@@ -148,6 +153,11 @@ def compute_masks(
                 keep = keep if previous is None else keep & previous
         except ValueError as exc:
             raise NetshrinkError(f"cannot prune layer {name!r}: {exc}") from None
+        if not keep.any() and values.any():  # a layer of no weights cuts the network there
+            raise NetshrinkError(
+                f"pruning layer {name!r} to {kind} {value:g} keeps none of its {values.size} "
+                "weights: the network would output the same for every input; prune it less"
+            )
         new[name] = torch.from_numpy(keep).to(weight.device)
     return new
 

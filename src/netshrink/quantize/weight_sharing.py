@@ -86,18 +86,22 @@ class WeightSharingConfig:
             _check_bits(f"bits[{pattern!r}]", value)
         _check_bits("conv_bits", self.conv_bits)
         _check_bits("fc_bits", self.fc_bits)
-        if isinstance(self.exclude, str) or not all(isinstance(p, str) and p for p in self.exclude):
-            raise NetshrinkError(
-                f"quantize: exclude must be a list of patterns, got {self.exclude!r}"
-            )
-        if self.init not in _INITS:
+        exclude = self.exclude
+        if not isinstance(exclude, list | tuple) or not all(
+            isinstance(p, str) and p for p in exclude
+        ):
+            raise NetshrinkError(f"quantize: exclude must be a list of patterns, got {exclude!r}")
+        if not isinstance(self.init, str) or self.init not in _INITS:
             raise NetshrinkError(
                 f"quantize: init must be one of {', '.join(_INITS)}, got {self.init!r}"
             )
-        if not isinstance(self.max_iter, int) or isinstance(self.max_iter, bool):
-            raise NetshrinkError(f"quantize: max_iter must be an integer, got {self.max_iter!r}")
-        if self.max_iter < 1:
-            raise NetshrinkError(f"quantize: max_iter must be >= 1, got {self.max_iter}")
+        for key, high in (("max_iter", 1_000_000), ("seed", 2**32 - 1)):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise NetshrinkError(f"quantize: {key} must be an integer, got {value!r}")
+            low = 1 if key == "max_iter" else 0
+            if not low <= value <= high:
+                raise NetshrinkError(f"quantize: {key} must be in [{low}, {high:,}], got {value}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

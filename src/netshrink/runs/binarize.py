@@ -24,7 +24,12 @@ from netshrink.data import Dataset, load_dataset
 from netshrink.errors import NetshrinkError
 from netshrink.models import get_spec
 from netshrink.nsz import pack
-from netshrink.runs.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from netshrink.runs.checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    refuse_existing,
+    save_checkpoint,
+)
 from netshrink.runs.load import check_classes
 from netshrink.train import TrainConfig, TrainResult, evaluate, train
 
@@ -111,11 +116,14 @@ def binarize_checkpoint(
     limit: int | None = None,
     progress: bool = True,
     on_resolved: Callable[[Checkpoint, BinarizeConfig], None] | None = None,
+    overwrite: bool = False,
 ) -> CheckpointBinarizeRun:
     """``netshrink binarize``: binarize the float checkpoint at ``path``, fine-tune it on
     ``data`` (default: its own), and write ``model.pt``, ``model.nsz``, ``config.yaml`` and
     ``metrics.json`` into ``out_dir``. Bad input fails before ``out_dir`` is created;
-    ``on_resolved(source, resolved)`` is called once the layers are known, before training."""
+    ``on_resolved(source, resolved)`` is called once the layers are known, before training.
+    An existing ``out_dir/model.pt`` is refused unless ``overwrite=True``."""
+    refuse_existing(Path(out_dir) / "model.pt", overwrite)
     ckpt = load_checkpoint(path)
     if ckpt.binarize:
         raise NetshrinkError(f"{path} is a binary network already")

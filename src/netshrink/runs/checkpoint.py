@@ -23,11 +23,14 @@ from netshrink.atomic import atomic_write_bytes
 from netshrink.binarize import BinarizeConfig, rebinarize_
 from netshrink.errors import NetshrinkError
 from netshrink.models import create
+from netshrink.nsz.container import MAGIC as NSZ_MAGIC
 
-__all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = ["Checkpoint", "load_checkpoint", "refuse_existing", "save_checkpoint"]
 
 FORMAT = "netshrink-checkpoint"
 VERSION = 1
+# The fields every checkpoint has, and their types: a damaged dict is one line, not a KeyError.
+_FIELDS = {"model_name": str, "model_args": dict, "input_size": list | tuple, "state_dict": dict}
 
 
 @dataclass
@@ -86,11 +89,24 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def refuse_existing(path: str | os.PathLike[str], overwrite: bool) -> None:
+    """One line when ``path`` exists and the user did not ask to replace it (files made
+    from it would lose their source)."""
+    if Path(path).exists() and not overwrite:
+        raise NetshrinkError(f"{path} exists: pass --overwrite to replace it")
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint`; errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise NetshrinkError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as handle:
+        if handle.read(8) == NSZ_MAGIC:
+            raise NetshrinkError(
+                f"{path} is a compressed .nsz file, not a checkpoint: `netshrink unpack "
+                f"{path} --out MODEL.pt` writes its dense checkpoint"
+            )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
@@ -105,6 +121,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise NetshrinkError(f"checkpoint {path} cannot be read: {first[:200]}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise NetshrinkError(f"{path} is not a netshrink checkpoint")
+    for key, kind in _FIELDS.items():
+        if not isinstance(payload.get(key), kind):
+            raise NetshrinkError(f"checkpoint {path} is damaged: its {key!r} is missing or wrong")
     if payload.get("version") != VERSION:
         raise NetshrinkError(
             f"checkpoint {path} has version {payload.get('version')}; "

@@ -19,7 +19,7 @@ from netshrink.atomic import atomic_write_text, ensure_dir
 from netshrink.data import Dataset
 from netshrink.nsz import binarize_header
 from netshrink.prune import DSDConfig, DSDResult, dsd_train
-from netshrink.runs.checkpoint import Checkpoint, save_checkpoint
+from netshrink.runs.checkpoint import Checkpoint, refuse_existing, save_checkpoint
 from netshrink.runs.load import Trained, load_trained
 from netshrink.train import TrainConfig, evaluate
 
@@ -65,10 +65,13 @@ def dsd_checkpoint(
     data: str | None = None,
     limit: int | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> tuple[Trained, DSDRun]:
     """``netshrink dsd``: DSD of the checkpoint or ``.nsz`` file at ``path`` on ``data``
     (default: its own); writes ``model.pt`` (a binary network stays binary) and
-    ``metrics.json`` into ``out_dir``."""
+    ``metrics.json`` into ``out_dir``; an existing ``out_dir/model.pt`` is refused unless
+    ``overwrite=True``."""
+    refuse_existing(Path(out_dir) / "model.pt", overwrite)
     trained = load_trained(path)
     dataset = trained.load_data(data, limit=limit)
     out = ensure_dir(Path(out_dir))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +28,13 @@ from netshrink.models import create, get_spec
 from netshrink.runs.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from netshrink.runs.load import check_output, load_trained, resolve_model
 from netshrink.train import TrainConfig, train
+from netshrink.version import __version__
 
 __all__ = ["RunResult", "train_run"]
+
+VERSION_KEY = "netshrink_version"  # in config.yaml: the netshrink that trained the run
+_UNFINISHED = "unfinished"  # a model.pt that --resume continues
+_CHANGED = "its settings differ"
 
 
 def _file_sha256(path: Path) -> str:
@@ -67,6 +73,60 @@ def _load_teachers(
     return models, records
 
 
+def _zip_damage(path: Path) -> str | None:
+    """Why ``path`` (torch's zip format) is damaged, or None: ``torch.load`` ignores the
+    archive's CRC-32s, so a flipped bit in the weights would load silently."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except Exception:  # BadZipFile, EOFError, OSError, zlib.error ...: not a whole archive
+        return "model.pt is truncated or not a checkpoint"
+    return None if bad is None else f"model.pt is corrupt (CRC mismatch in {bad})"
+
+
+def _as_json(value: Any) -> str:
+    """Canonical JSON: tuples read back as lists, and NaN equals NaN."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _finished_run(out: Path, resolved: dict[str, Any]) -> tuple[Checkpoint | None, str]:
+    """The finished run in ``out`` if every file of it is whole, written by this netshrink
+    for ``resolved``; else None and why not."""
+    if damage := _zip_damage(out / "model.pt"):
+        return None, damage
+    try:
+        ckpt = load_checkpoint(out / "model.pt")
+    except NetshrinkError as exc:
+        return None, f"model.pt does not load: {exc}"
+    if ckpt.train_state is not None:
+        return None, _UNFINISHED
+    if ckpt.config != resolved:
+        return None, _CHANGED
+    try:
+        written = yaml.safe_load((out / "config.yaml").read_text("utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        written = None
+    if not isinstance(written, dict):
+        return None, "config.yaml is missing or corrupt"
+    try:
+        record = json.loads((out / "metrics.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        record = None
+    if not isinstance(record, dict):
+        return None, "metrics.json is missing or corrupt"
+    if written.get(VERSION_KEY) != __version__:
+        version = written.get(VERSION_KEY) or "of unknown version (no netshrink_version)"
+        return None, f"stale: trained by netshrink {version}, this is {__version__}"
+    written = {k: v for k, v in written.items() if k != VERSION_KEY}
+    if isinstance(written.get("distill"), dict):  # the paths are for the reader only
+        written["distill"] = {k: v for k, v in written["distill"].items() if k != "teacher_paths"}
+    if _as_json(written) != _as_json(resolved):
+        return None, "config.yaml does not match model.pt"
+    if _as_json(record.get("metrics")) != _as_json(ckpt.metrics):
+        return None, "metrics.json does not match model.pt"
+    return ckpt, ""
+
+
 @dataclass
 class RunResult:
     checkpoint: Checkpoint
@@ -101,7 +161,9 @@ def train_run(
     right after the model is built); in xnor mode, a model that offers XNOR-Net's block
     order (an ``order`` argument) gets ``order="xnor"`` unless the caller chose.
     ``resume=True`` continues an interrupted run from ``out_dir/model.pt``;
-    ``reuse=True`` returns a finished run with the identical resolved config untouched.
+    ``reuse=True`` returns a finished run with the identical resolved config untouched, if
+    its files are whole (model.pt's CRCs, config.yaml and metrics.json agreeing with it) and
+    this netshrink version wrote them; else it trains again, from scratch, with a note.
     Otherwise an existing ``out_dir/model.pt`` is refused unless ``overwrite=True`` (files
     compressed from it would lose their source).
     """
@@ -165,20 +227,21 @@ def train_run(
             f"{ckpt_path} exists: pass --overwrite to replace it, --resume to continue it, "
             "or another --out"
         )
+    untrusted = False  # a damaged or stale model.pt: not resumed either
     if reuse and ckpt_path.exists():
-        try:
-            previous = load_checkpoint(ckpt_path)
-        except NetshrinkError:
-            previous = None
-        if previous and previous.config == resolved and previous.train_state is None:
+        previous, why = _finished_run(out, resolved)
+        if previous is not None:
             return RunResult(previous, out, reused=True)
+        if why != _UNFINISHED:
+            print(f"{ckpt_path}: not reused ({why}); training again", flush=True)
+            untrusted = why != _CHANGED  # changed settings: --resume still says so
 
     torch.manual_seed(config.seed)  # initial weights depend only on the seed
     model = create(model_name, **args)
     if binarize is not None:
         binarize_(model, binarize)
     resume_state = None
-    if resume and ckpt_path.exists():
+    if resume and ckpt_path.exists() and not untrusted:
         previous = load_checkpoint(ckpt_path)
         if previous.config != resolved:
             raise NetshrinkError(
@@ -194,6 +257,7 @@ def train_run(
     if teacher_models:  # the paths are for the reader; runs are matched on the SHA-256
         paths = [str(Path(t).resolve()) for t in teachers]
         written = {**resolved, "distill": {**resolved["distill"], "teacher_paths": paths}}
+    written = {**written, VERSION_KEY: __version__}  # a reuse by another version retrains
     atomic_write_text(out / "config.yaml", yaml.safe_dump(written, sort_keys=False))
 
     def save_epoch(state: dict[str, Any]) -> None:

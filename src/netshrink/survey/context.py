@@ -47,6 +47,8 @@ class SurveyConfig:
             raise NetshrinkError(f"--epochs must be >= 1, got {self.epochs}")
         if self.limit is not None and self.limit < 50:
             raise NetshrinkError(f"--limit must be >= 50 images, got {self.limit}")
+        if not 0 <= self.seed < 2**32:
+            raise NetshrinkError(f"--seed must be in [0, 2**32), got {self.seed}")
 
     @property
     def train_epochs(self) -> int:

@@ -2,15 +2,24 @@
 
 A trial is a named call ``fn(trial_dir=out_dir/<key>, **kwargs)`` in a fresh (spawned)
 process. Its JSON result lands in ``out_dir/<key>/result.json``; a later run with the same
-``fn`` and ``kwargs`` reuses it, so an interrupted sweep resumes by running it again. A
-trial that raises, or whose process dies, is reported as failed and never stops the others;
+``fn``, ``kwargs`` and code reuses it, so an interrupted sweep resumes by running it again.
+A trial that raises, or whose process dies, is reported as failed and never stops the others;
 resuming *within* a trial (checkpoints in its folder) is the trial function's job.
+
+The record carries the code's fingerprint (:func:`code_fingerprint`: netshrink's version, a
+hash of netshrink's ``.py`` sources and one of the trial function's module) and a SHA-256
+of itself. A record that does not parse or fails its digest is "corrupt"; one whose
+function, arguments or code differ is "stale"; either way the trial runs again and its
+outcome's ``note`` says why.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import importlib
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -27,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from netshrink.atomic import atomic_write_text, ensure_dir
+from netshrink.version import __version__
 
-__all__ = ["Trial", "TrialOutcome", "run_trials", "trial_key"]
+__all__ = ["Trial", "TrialOutcome", "code_fingerprint", "run_trials", "trial_key"]
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.,=+-]*")
 _KEY_PART = re.compile(r"[A-Za-z0-9_.+-]+")  # a name or value in trial_key: no ',' or '='
@@ -67,6 +77,7 @@ class TrialOutcome:
     result: dict[str, Any] | None
     error: str | None  # one line, for failed and skipped trials
     seconds: float  # wall time of this run; 0 for cached and skipped trials
+    note: str | None = None  # why a stored result was not reused ("stale: code changed")
 
 
 def trial_key(params: Mapping[str, Any], seed: int | None = None) -> str:
@@ -113,17 +124,71 @@ def _check_graph(trials: Sequence[Trial]) -> list[Trial]:
     return ordered
 
 
-def _load_result(trial: Trial, trial_dir: Path) -> dict[str, Any] | None:
-    """The result stored for exactly this ``fn`` and ``kwargs``, or None."""
+@functools.cache
+def _sources_digest() -> str:
+    """SHA-256 (16 hex digits) of netshrink's ``.py`` files, names included: ~5 ms, once."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def _module_digest(module: str) -> str:
+    """SHA-256 (16 hex digits) of ``module``'s source file, found without importing it."""
+    try:
+        spec = importlib.util.find_spec(module)
+        source = Path(spec.origin).read_bytes() if spec and spec.origin else None
+    except (ImportError, ValueError, OSError):
+        source = None
+    return "unknown" if source is None else hashlib.sha256(source).hexdigest()[:16]
+
+
+def code_fingerprint(fn: str) -> dict[str, str]:
+    """What a cached result of ``fn`` ("module:function") depends on besides its kwargs:
+    netshrink's version and sources (the trial functions call into them) and the trial
+    function's module (which may live outside netshrink)."""
+    module = fn.partition(":")[0]
+    return {"netshrink": __version__, "sources": _sources_digest(), module: _module_digest(module)}
+
+
+def _digest(record: Mapping[str, Any]) -> str:
+    body = {k: record.get(k) for k in ("fn", "kwargs", "code", "result")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _load_result(
+    trial: Trial, trial_dir: Path, code: Mapping[str, str]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The result stored for exactly this ``fn``, ``kwargs`` and ``code``, or None and
+    why not (None when there is no result.json)."""
     try:
         stored = json.loads((trial_dir / _RESULT).read_text())
-    except (OSError, ValueError):
-        return None
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError):  # torn or junk bytes, not UTF-8
+        return None, "corrupt result.json"
+    if not isinstance(stored, dict) or not isinstance(stored.get("result"), dict):
+        return None, "corrupt result.json"
+    if not isinstance(stored.get("code"), dict):
+        return None, "stale: result.json has no code fingerprint"
+    if stored.get("digest") != _digest(stored):
+        return None, "corrupt result.json (digest mismatch)"
+    if stored.get("fn") != trial.fn:
+        return None, f"stale: function changed (was {stored.get('fn')})"
     # a JSON round trip makes tuples lists, as they were stored
-    same = isinstance(stored, dict) and stored.get("fn") == trial.fn
-    same = same and stored.get("kwargs") == json.loads(json.dumps(trial.kwargs))
-    result = stored.get("result") if same else None
-    return result if isinstance(result, dict) else None
+    if stored.get("kwargs") != json.loads(json.dumps(trial.kwargs)):
+        return None, "stale: arguments changed"
+    if stored["code"] != dict(code):
+        changed = [k for k in code if stored["code"].get(k) != code[k]]
+        if changed and changed[0] == "netshrink":
+            was = stored["code"].get("netshrink")
+            return None, f"stale: code changed (netshrink {was}, now {code['netshrink']})"
+        what = "netshrink sources" if not changed or changed[0] == "sources" else changed[0]
+        return None, f"stale: code changed ({what})"
+    return stored["result"], None
 
 
 def _exit_with_parent() -> None:
@@ -140,7 +205,9 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _child(fn: str, kwargs: dict[str, Any], trial_dir: str, threads: int) -> None:
+def _child(
+    fn: str, kwargs: dict[str, Any], trial_dir: str, threads: int, code: dict[str, str]
+) -> None:
     """Spawned process: set thread counts, call ``fn``, write result.json or error.txt."""
     _exit_with_parent()
     import torch
@@ -156,8 +223,11 @@ def _child(fn: str, kwargs: dict[str, Any], trial_dir: str, threads: int) -> Non
         result = getattr(importlib.import_module(module), name)(trial_dir=Path(trial_dir), **kwargs)
         if not isinstance(result, dict):
             raise TypeError(f"{fn} returned {type(result).__name__}, not a dict")
-        record = {"fn": fn, "kwargs": kwargs, "result": result}
-        text = json.dumps(record | {"seconds": time.perf_counter() - start}, indent=2)
+        record = {"fn": fn, "kwargs": kwargs, "code": code, "result": result}
+        # the digest is of the record as a reader parses it back (tuples become lists)
+        record = json.loads(json.dumps(record))
+        record |= {"digest": _digest(record), "seconds": time.perf_counter() - start}
+        text = json.dumps(record, indent=2)
         atomic_write_text(Path(trial_dir) / _RESULT, text + "\n")
     except Exception as exc:
         traceback.print_exc()  # the full story on stderr; the outcome gets one line
@@ -204,7 +274,10 @@ def run_trials(
         raise ValueError(f"threads_per_job must be at least 1, got {threads_per_job}")
     ordered = _check_graph(trials)
     out = ensure_dir(out_dir)
-    cached = {t.key: r for t in trials if (r := _load_result(t, out / t.key)) is not None}
+    codes = {t.key: code_fingerprint(t.fn) for t in trials}  # hashed once per process
+    stored = {t.key: _load_result(t, out / t.key, codes[t.key]) for t in trials}
+    cached = {key: result for key, (result, _) in stored.items() if result is not None}
+    notes = {key: note for key, (_, note) in stored.items() if note is not None}
     cpus = os.cpu_count() or 1
     jobs = max(1, min(jobs or cpus, len(trials) - len(cached)))
     threads = threads_per_job or max(1, cpus // jobs)
@@ -222,6 +295,8 @@ def run_trials(
                 note = "cached"
             else:
                 note = f"{outcome.status.upper()}: {outcome.error}"
+            if outcome.note:
+                note += f" (ran again: {outcome.note})"
             print(f"  [{len(outcomes)}/{len(trials)}] {outcome.key}: {note}", flush=True)
 
     pending = list(ordered)
@@ -242,7 +317,7 @@ def run_trials(
                     trial_dir = ensure_dir(out / trial.key)
                     for stale in (_RESULT, _ERROR):
                         (trial_dir / stale).unlink(missing_ok=True)
-                    args = (trial.fn, trial.kwargs, str(trial_dir), threads)
+                    args = (trial.fn, trial.kwargs, str(trial_dir), threads, codes[trial.key])
                     process = context.Process(target=_child, args=args, name=f"trial {trial.key}")
                     process.start()
                     running[process.sentinel] = (trial, process, time.perf_counter())
@@ -254,12 +329,15 @@ def run_trials(
                 process.join()
                 seconds = time.perf_counter() - start
                 trial_dir = out / trial.key
-                result = _load_result(trial, trial_dir) if process.exitcode == 0 else None
+                result = None
+                if process.exitcode == 0:
+                    result, _ = _load_result(trial, trial_dir, codes[trial.key])
+                note = notes.get(trial.key)
                 if result is not None:
-                    finish(TrialOutcome(trial.key, "done", result, None, seconds))
+                    finish(TrialOutcome(trial.key, "done", result, None, seconds, note))
                 else:
                     error = _failure(process.exitcode, trial_dir)
-                    finish(TrialOutcome(trial.key, "failed", None, error, seconds))
+                    finish(TrialOutcome(trial.key, "failed", None, error, seconds, note))
                 process.close()
     finally:
         # KeyboardInterrupt, SIGTERM/SIGHUP or any error here: no orphaned trial processes
