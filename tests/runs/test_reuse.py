@@ -38,6 +38,12 @@ def _stale_version(run) -> None:
     (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+def _other_code(run) -> None:
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config[runner.SOURCES_KEY] = "0" * 16  # the same version, edited sources
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
 def _metrics_of_another_run(run) -> None:
     record = json.loads((run / "metrics.json").read_text())
     record["metrics"]["test_top1"] = 1.0
@@ -60,6 +66,7 @@ DAMAGE = {
         "metrics.json is missing or corrupt",
     ),
     "metrics of another run": (_metrics_of_another_run, "metrics.json does not match"),
+    "other code": (_other_code, "stale: trained by other netshrink code"),
     "another netshrink": (
         _stale_version,
         f"stale: trained by netshrink 0.0.1, this is {__version__}",

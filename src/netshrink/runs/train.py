@@ -28,11 +28,12 @@ from netshrink.models import create, get_spec
 from netshrink.runs.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from netshrink.runs.load import check_output, load_trained, resolve_model
 from netshrink.train import TrainConfig, train
-from netshrink.version import __version__
+from netshrink.version import __version__, sources_digest
 
 __all__ = ["RunResult", "train_run"]
 
 VERSION_KEY = "netshrink_version"  # in config.yaml: the netshrink that trained the run
+SOURCES_KEY = "netshrink_sources"  # and a digest of its code (netshrink.version.sources_digest)
 _UNFINISHED = "unfinished"  # a model.pt that --resume continues
 _CHANGED = "its settings differ"
 
@@ -117,7 +118,9 @@ def _finished_run(out: Path, resolved: dict[str, Any]) -> tuple[Checkpoint | Non
     if written.get(VERSION_KEY) != __version__:
         version = written.get(VERSION_KEY) or "of unknown version (no netshrink_version)"
         return None, f"stale: trained by netshrink {version}, this is {__version__}"
-    written = {k: v for k, v in written.items() if k != VERSION_KEY}
+    if written.get(SOURCES_KEY) != sources_digest():
+        return None, "stale: trained by other netshrink code (sources digest differs)"
+    written = {k: v for k, v in written.items() if k not in (VERSION_KEY, SOURCES_KEY)}
     if isinstance(written.get("distill"), dict):  # the paths are for the reader only
         written["distill"] = {k: v for k, v in written["distill"].items() if k != "teacher_paths"}
     if _as_json(written) != _as_json(resolved):
@@ -257,7 +260,8 @@ def train_run(
     if teacher_models:  # the paths are for the reader; runs are matched on the SHA-256
         paths = [str(Path(t).resolve()) for t in teachers]
         written = {**resolved, "distill": {**resolved["distill"], "teacher_paths": paths}}
-    written = {**written, VERSION_KEY: __version__}  # a reuse by another version retrains
+    # a reuse by another version, or by changed code, retrains
+    written = {**written, VERSION_KEY: __version__, SOURCES_KEY: sources_digest()}
     atomic_write_text(out / "config.yaml", yaml.safe_dump(written, sort_keys=False))
 
     def save_epoch(state: dict[str, Any]) -> None:

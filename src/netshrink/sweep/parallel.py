@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from netshrink.atomic import atomic_write_text, ensure_dir
-from netshrink.version import __version__
+from netshrink.version import __version__, sources_digest
 
 __all__ = ["Trial", "TrialOutcome", "code_fingerprint", "run_trials", "trial_key"]
 
@@ -125,17 +125,6 @@ def _check_graph(trials: Sequence[Trial]) -> list[Trial]:
 
 
 @functools.cache
-def _sources_digest() -> str:
-    """SHA-256 (16 hex digits) of netshrink's ``.py`` files, names included: ~5 ms, once."""
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
-
-
-@functools.cache
 def _module_digest(module: str) -> str:
     """SHA-256 (16 hex digits) of ``module``'s source file, found without importing it."""
     try:
@@ -151,7 +140,7 @@ def code_fingerprint(fn: str) -> dict[str, str]:
     netshrink's version and sources (the trial functions call into them) and the trial
     function's module (which may live outside netshrink)."""
     module = fn.partition(":")[0]
-    return {"netshrink": __version__, "sources": _sources_digest(), module: _module_digest(module)}
+    return {"netshrink": __version__, "sources": sources_digest(), module: _module_digest(module)}
 
 
 def _digest(record: Mapping[str, Any]) -> str:
