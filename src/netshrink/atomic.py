@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
@@ -46,6 +47,30 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
+
+
+def _remove_dead_temporaries(path: Path) -> None:
+    """Remove ``.NAME.PID.*.tmp`` beside ``path`` left by writers killed mid-write (their
+    process is gone); a live writer's temporary, or one of unknown origin, is kept."""
+    prefix = f".{path.name}."
+    with contextlib.suppress(OSError), os.scandir(path.parent) as entries:
+        for entry in entries:
+            if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
+                continue
+            pid = entry.name[len(prefix) :].split(".", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success rename it over ``path``.
@@ -53,11 +78,13 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
     On any exception (including KeyboardInterrupt) the temporary file is removed and
     ``path`` is left as it was. The file gets the mode the user's umask gives any new file
     (``mkstemp``'s 0600 would otherwise survive the rename); it is fsynced before the
-    rename and the folder after it.
+    rename and the folder after it. A process killed outright (SIGKILL, power loss) leaves
+    only its hidden temporary ``.NAME.PID.*.tmp``, which the next write of ``path`` removes.
     """
     path = Path(path)
     ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    prefix = f".{path.name}.{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as handle:
@@ -70,6 +97,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _remove_dead_temporaries(path)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -82,46 +110,49 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         handle.write(text)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, another user's
-        return True
-    return True
+def _holder(fd: int) -> str:
+    """`` (process N)`` from a lock file's contents, or nothing if it has none yet."""
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(os.pread(fd, 32, 0).decode().strip() or "0")
+        if pid:
+            return f" (process {pid})"
+    return ""
 
 
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
-    """Hold ``folder/.netshrink.lock`` (created exclusively, holding this process's id)
-    while the block runs, so two runs never write one folder at once: a second one stops
-    with a one-line error naming the first's process. A lock left by a process that no
-    longer exists (killed) is taken over."""
+    """Hold ``folder/.netshrink.lock`` while the block runs, so two runs never write one
+    folder at once: a second one stops with a one-line error naming the first's process.
+
+    The lock is the kernel's (``flock``), taken without waiting: it is exclusive even when
+    runs start at the same instant, and a killed holder's lock goes with its process (the
+    file it leaves is taken over). The file holds the holder's process id, for the message.
+    """
     path = ensure_dir(folder) / ".netshrink.lock"
-    for _ in range(2):
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                pid = int(path.read_text().strip() or "0")
-            except (OSError, ValueError):
-                pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
-                raise NetshrinkError(
-                    f"another {what} is running in {folder} (process {pid}); wait for it or "
-                    "use another --out"
-                ) from None
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()  # stale: its process is gone
-            continue
-        with os.fdopen(fd, "w") as handle:
-            handle.write(str(os.getpid()))
-        break
-    else:
-        raise NetshrinkError(f"cannot take the lock {path}")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise NetshrinkError(
+                f"another {what} is running in {folder}{holder}; wait for it or use another --out"
+            ) from None
+        # The previous holder removes the file before it lets go: if it did so between our
+        # open and our lock, we hold a file no one else will open; start again.
+        try:
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)
     try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+        os.close(fd)
