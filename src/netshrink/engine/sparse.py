@@ -588,10 +588,17 @@ def load_sparse(
             i = index.get(f"{name}.weight")
             if is_binary(layer) or i is None:
                 continue
+            bias = index.get(f"{name}.bias")
+            for leaf, j, param in (("weight", i, layer.weight), ("bias", bias, layer.bias)):
+                found = None if j is None else tuple(nsz.entries[j]["shape"])
+                want = None if param is None else tuple(param.shape)
+                if found != want:  # load_into's check, which skips the layers built here
+                    raise NetshrinkError(
+                        f"tensor {name}.{leaf} has shape {found} in the file, {want} in the model"
+                    )
             stored = nsz.nonzeros(i)
             numel = layer.weight.numel()
             density = None if stored is None else stored.positions.size / max(numel, 1)
-            bias = index.get(f"{name}.bias")
 
             def build(layer=layer, stored=stored, bias=bias):
                 rows = _rows(stored, layer)

@@ -12,12 +12,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from netshrink.nsz.container import NszFormatError
+from netshrink.nsz.container import NszFormatError, shown
 from netshrink.nsz.streams import decode_stream, encode_stream, stream_info
 from netshrink.primitives.relindex import decode_positions, encode_positions, scatter_relative
 
@@ -151,25 +152,25 @@ def _int(entry: dict[str, Any], key: str, low: int, high: int) -> int:
     value = entry.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise NszFormatError(
-            f"tensor {entry.get('name')!r}: {key} must be an integer in {low}..{high}, "
-            f"got {value!r}"
+            f"tensor {shown(entry.get('name'))}: {key} must be an integer in {low}..{high}, "
+            f"got {shown(value)}"
         )
     return value
 
 
 def entry_shape(entry: dict[str, Any]) -> tuple[int, ...]:
-    """The declared shape, validated (non-negative ints, at most ``MAX_ELEMENTS`` values)."""
+    """The declared shape, validated: at most 8 integers in ``0..MAX_ELEMENTS`` (bounded
+    even beside a zero, so every product fits an int64), at most ``MAX_ELEMENTS`` values."""
     shape = entry.get("shape")
     if not isinstance(shape, list) or len(shape) > 8:
-        raise NszFormatError(f"tensor {entry.get('name')!r}: invalid shape {shape!r}")
-    numel = 1
+        raise NszFormatError(f"tensor {shown(entry.get('name'))}: invalid shape {shown(shape)}")
     for dim in shape:
-        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 0:
-            raise NszFormatError(f"tensor {entry.get('name')!r}: invalid shape {shape!r}")
-        numel *= dim
+        if not isinstance(dim, int) or isinstance(dim, bool) or not 0 <= dim <= MAX_ELEMENTS:
+            raise NszFormatError(f"tensor {shown(entry.get('name'))}: invalid shape {shown(shape)}")
+    numel = math.prod(shape)
     if numel > MAX_ELEMENTS:
         raise NszFormatError(
-            f"tensor {entry.get('name')!r} declares {numel} values, more than {MAX_ELEMENTS}"
+            f"tensor {shown(entry.get('name'))} declares {numel} values, more than {MAX_ELEMENTS}"
         )
     return tuple(shape)
 
@@ -192,8 +193,8 @@ def section_tags(entry: dict[str, Any]) -> tuple[bytes, ...]:
         tags = EXPECTED_TAGS.get((encoding, layout))
     if tags is None:
         raise NszFormatError(
-            f"tensor {entry.get('name')!r}: unknown encoding {encoding!r}"
-            + (f" layout {layout!r}" if layout is not None else "")
+            f"tensor {shown(entry.get('name'))}: unknown encoding {shown(encoding)}"
+            + (f" layout {shown(layout)}" if layout is not None else "")
         )
     return tags
 
@@ -207,7 +208,7 @@ def validate_entry(entry: dict[str, Any]) -> None:
     if encoding == "raw":
         storage = entry.get("storage")
         if not isinstance(storage, str) or storage not in RAW_DTYPES:
-            raise NszFormatError(f"tensor {name!r}: unknown raw storage {storage!r}")
+            raise NszFormatError(f"tensor {name!r}: unknown raw storage {shown(storage)}")
         return
     if encoding == "binary":
         if not entry["shape"]:
@@ -247,7 +248,7 @@ def decode_tensor(entry: dict[str, Any], payloads: list[memoryview]) -> np.ndarr
     order). float32 for floating encodings, int64 for integer raw tensors."""
     name = entry.get("name")
     shape = entry_shape(entry)
-    numel = int(np.prod(shape, dtype=np.int64))
+    numel = math.prod(shape)
     encoding = entry["encoding"]
     if encoding == "raw":
         validate_entry(entry)
@@ -288,7 +289,7 @@ def decode_nonzeros(entry: dict[str, Any], payloads: list[memoryview]) -> Stored
     """The stored nonzeros of a ``shared`` or ``sparse`` tensor, never expanded to a dense
     array; None for the other encodings. Validated like :func:`decode_tensor`."""
     shape = entry_shape(entry)
-    numel = int(np.prod(shape, dtype=np.int64))
+    numel = math.prod(shape)
     if entry["encoding"] == "sparse":
         gaps, values = _sparse_parts(entry, payloads, numel)
         positions = _positions(entry, gaps, numel)
@@ -352,7 +353,7 @@ def _shared_parts(entry: dict[str, Any], payloads: list[memoryview], numel: int)
 def _decode_binary(entry: dict[str, Any], shape: tuple[int, ...], signs, scales) -> np.ndarray:
     name = entry.get("name")
     validate_entry(entry)
-    numel = int(np.prod(shape, dtype=np.int64))
+    numel = math.prod(shape)
     if len(signs) != (numel + 7) // 8:
         raise NszFormatError(f"tensor {name!r}: {len(signs)} sign bytes for {numel} weights")
     if len(scales) != 4 * shape[0]:

@@ -7,6 +7,8 @@ header, and validates lengths and checksums before anything is allocated from th
 from __future__ import annotations
 
 import json
+import math
+import reprlib
 import struct
 import zlib
 from typing import Any
@@ -20,6 +22,9 @@ __all__ = [
     "VERSION",
     "NszFormatError",
     "read_container",
+    "read_header",
+    "read_sections",
+    "shown",
     "write_container",
 ]
 
@@ -42,11 +47,56 @@ _PREAMBLE = struct.Struct("<8sHH")  # magic, version, flags (0)
 _SECTION = struct.Struct("<4sQ")  # tag, payload length
 _CRC = struct.Struct("<I")
 MAX_HEADER_BYTES = 64 << 20
+# JSON values in the header: parse time and memory follow the count of values, which a zlib
+# stream can multiply a thousandfold (1 << 18 is some 300 times a VGG-16 header's count).
+MAX_HEADER_VALUES = 1 << 18
 MAX_SECTIONS = 1 << 20
+MAX_MESSAGE = 400  # characters of an error message; a hostile file cannot flood a log
 
 
 class NszFormatError(NetshrinkError):
-    """A file that is not a valid ``.nsz`` (truncated, corrupted, wrong version...)."""
+    """A file that is not a valid ``.nsz`` (truncated, corrupted, wrong version...).
+
+    Its message is one line (newlines from nested errors become spaces) of at most
+    ``MAX_MESSAGE`` characters, whatever the file holds.
+    """
+
+    def __init__(self, message: str) -> None:
+        message = " ".join(str(message).split())
+        if len(message) > MAX_MESSAGE:
+            message = f"{message[: MAX_MESSAGE - 60]} ... {message[-55:]}"
+        super().__init__(message)
+
+
+_SHOWN = reprlib.Repr()  # bounded in depth and length: a header value can be 64 MiB deep JSON
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 2, 60, 60
+
+
+def shown(value: Any) -> str:
+    """A short one-line ``repr`` of a header value, for an error message."""
+    return _SHOWN.repr(value)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} overflows a float")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"key {shown(key)} appears twice in one object")
+            seen.add(key)
+    return value
 
 
 def _section(tag: bytes, payload: bytes) -> bytes:
@@ -81,6 +131,15 @@ def read_container(data: bytes) -> tuple[int, dict[str, Any], list[tuple[bytes, 
 
     Every length is checked against the bytes actually present and every checksum is
     verified, so a damaged file fails here with :class:`NszFormatError`.
+    """
+    version, sections = read_sections(data)
+    return version, read_header(sections[0][1]), sections[1:-1]
+
+
+def read_sections(data: bytes) -> tuple[int, list[tuple[bytes, memoryview]]]:
+    """The preamble's version and every section ``(tag, payload)``, HEAD and END included,
+    framing and checksums verified. Payloads are views of ``data``: nothing is allocated
+    from a declared length, and no section is used before its checksum is verified.
     """
     view = memoryview(data)
     if len(view) < _PREAMBLE.size:
@@ -137,19 +196,34 @@ def read_container(data: bytes) -> tuple[int, dict[str, Any], list[tuple[bytes, 
         offset = start + length + _CRC.size
     if not ended:
         raise NszFormatError("file is truncated: no END section")
+    return version, sections
+
+
+def read_header(payload: memoryview | bytes) -> dict[str, Any]:
+    """The HEAD section's JSON object (zlib, at most ``MAX_HEADER_BYTES`` inflated and
+    ``MAX_HEADER_VALUES`` values; strict JSON)."""
     inflater = zlib.decompressobj()
     try:
-        head = inflater.decompress(sections[0][1], MAX_HEADER_BYTES)
+        head = inflater.decompress(payload, MAX_HEADER_BYTES)
     except zlib.error as exc:
         raise NszFormatError(f"header is not a valid zlib stream: {exc}") from None
     if inflater.unconsumed_tail:
         raise NszFormatError(f"header inflates to more than {MAX_HEADER_BYTES} bytes")
     if not inflater.eof or inflater.unused_data:
         raise NszFormatError("header zlib stream is truncated or has trailing bytes")
-    try:
-        header = json.loads(head.decode("utf-8"))
+    # Every JSON value opens an array or object or follows a comma: counting those bytes
+    # bounds the values (strings' commas count too: a bound, not a parse).
+    if sum(head.count(c) for c in (b",", b"[", b"{")) > MAX_HEADER_VALUES:
+        raise NszFormatError(f"header holds more than {MAX_HEADER_VALUES} JSON values")
+    try:  # strict JSON: no NaN or Infinity, no duplicate keys (readers would disagree)
+        header = json.loads(
+            head.decode("utf-8"),
+            parse_constant=_no_constant,
+            parse_float=_finite,
+            object_pairs_hook=_unique_keys,
+        )
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise NszFormatError(f"header is not valid JSON: {str(exc)[:100]}") from None
     if not isinstance(header, dict):
         raise NszFormatError("header is not a JSON object")
-    return version, header, sections[1:-1]
+    return header

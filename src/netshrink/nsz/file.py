@@ -20,6 +20,7 @@ Reading never executes code: the header is JSON and the sections are typed array
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,7 @@ from netshrink.nsz.codec import (
     section_tags,
     validate_entry,
 )
-from netshrink.nsz.container import NszFormatError, read_container, write_container
+from netshrink.nsz.container import NszFormatError, read_container, shown, write_container
 from netshrink.quantize import shared_layers
 
 __all__ = ["EncodingConfig", "NszFile", "binarize_header", "pack", "parse_nsz", "read_nsz"]
@@ -54,6 +55,8 @@ __all__ = ["EncodingConfig", "NszFile", "binarize_header", "pack", "parse_nsz", 
 FORMAT_NAME = "netshrink-nsz"
 BINARIZE_VERSION = 2  # the format version that introduced the header's "binarize"
 BINARIZE_KEYS = ("mode", "layers", "input_scale", "clip")  # of each "binarize" object
+MAX_NAME = 1024  # characters of a tensor name (a state_dict key), so every message is short
+MAX_INPUT_VALUES = 1 << 24  # C * H * W of the header's input_size (the engines time on it)
 
 
 @dataclass
@@ -73,11 +76,24 @@ class EncodingConfig:
     float16: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.index_bits, dict):
+            kind = type(self.index_bits).__name__
+            raise NetshrinkError(f"encode: index_bits must be a mapping of patterns, got {kind}")
+        for pattern in self.index_bits:
+            if not isinstance(pattern, str) or not pattern:
+                raise NetshrinkError(
+                    f"encode: index_bits pattern must be a string, got {pattern!r}"
+                )
         checks = {"conv_index_bits": self.conv_index_bits, "fc_index_bits": self.fc_index_bits}
         checks.update({f"index_bits[{k!r}]": v for k, v in self.index_bits.items()})
         for key, value in checks.items():
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 16:
                 raise NetshrinkError(f"encode: {key} must be an integer in 1..16, got {value!r}")
+        for key in ("huffman", "float16"):
+            if not isinstance(getattr(self, key), bool):
+                raise NetshrinkError(
+                    f"encode: {key} must be true or false, got {getattr(self, key)!r}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -193,6 +209,10 @@ def pack(
         "tensors": [item.entry for item in encoded],
         "metadata": metadata or {},
     }
+    try:  # what a reader refuses is never written
+        _check_model(header["model"])
+    except NszFormatError as exc:
+        raise NetshrinkError(f"cannot write .nsz: {exc}") from None
     if binarize is not None:  # absent otherwise: such a file stays version 1
         header["binarize"] = binarize
     sections = [section for item in encoded for section in item.sections]
@@ -257,15 +277,10 @@ def parse_nsz(data: bytes) -> NszFile:
     """Parse ``.nsz`` bytes (see :func:`read_nsz`)."""
     version, header, sections = read_container(data)
     if header.get("format") != FORMAT_NAME:
-        raise NszFormatError(f"header format is {header.get('format')!r}, not {FORMAT_NAME!r}")
-    model = header.get("model")
-    if model is not None and not (
-        isinstance(model, dict)
-        and (model.get("name") is None or isinstance(model.get("name"), str))
-        and isinstance(model.get("args", {}), dict)
-        and (model.get("input_size") is None or isinstance(model.get("input_size"), list))
-    ):
-        raise NszFormatError("header 'model' must name an architecture and its arguments")
+        raise NszFormatError(f"header format is {shown(header.get('format'))}, not {FORMAT_NAME!r}")
+    _check_model(header.get("model"))
+    if not isinstance(header.get("metadata", {}), dict | None):
+        raise NszFormatError("header 'metadata' must be an object")
     entries = header.get("tensors")
     if not isinstance(entries, list):
         raise NszFormatError("header has no 'tensors' list")
@@ -275,6 +290,10 @@ def parse_nsz(data: bytes) -> NszFile:
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise NszFormatError("a tensor entry has no name")
+        if not 0 < len(entry["name"]) <= MAX_NAME:
+            raise NszFormatError(
+                f"a tensor name of {len(entry['name'])} characters (1..{MAX_NAME})"
+            )
         if entry["name"] in seen:
             raise NszFormatError(f"tensor {entry['name']!r} appears twice")
         seen.add(entry["name"])
@@ -297,6 +316,30 @@ def parse_nsz(data: bytes) -> NszFile:
         raise NszFormatError(f"{len(sections) - cursor} data sections belong to no tensor")
     binarize = _parse_binarize(header.get("binarize"), version, entries)
     return NszFile(version, header, entries, payloads, len(data), binarize)
+
+
+def _check_model(model: Any) -> None:
+    """The header's ``model``: null, or a name (null or a string), its arguments (an object)
+    and the input size (null or ``[C, H, W]``, positive, at most ``MAX_INPUT_VALUES``)."""
+    if model is None:
+        return
+    if not (
+        isinstance(model, dict)
+        and isinstance(model.get("name"), str | None)
+        and isinstance(model.get("args", {}), dict)
+    ):
+        raise NszFormatError("header 'model' must name an architecture and its arguments")
+    size = model.get("input_size")
+    if size is not None and not (
+        isinstance(size, list)
+        and len(size) == 3
+        and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in size)
+        and math.prod(size) <= MAX_INPUT_VALUES
+    ):
+        raise NszFormatError(
+            f"header 'model' input_size must be [C, H, W], positive, at most "
+            f"{MAX_INPUT_VALUES} values; got {shown(size)}"
+        )
 
 
 def _parse_binarize(
@@ -325,13 +368,13 @@ def _parse_binarize(
             if name == entry["name"] or name not in listed:
                 raise NszFormatError(
                     f"tensor {entry['name']!r} is binary but header 'binarize' does not list "
-                    f"its layer {name!r}"
+                    f"its layer {shown(name)}"
                 )
             binary.append(name)
     for name in listed:
         if name not in binary:
             raise NszFormatError(
-                f"header 'binarize' lists layer {name!r}, whose weight is not stored binary"
+                f"header 'binarize' lists layer {shown(name)}, whose weight is not stored binary"
             )
     return configs
 
@@ -344,6 +387,11 @@ def _binarize_group(group: Any) -> BinarizeConfig:
     layers = group["layers"]
     if not (isinstance(layers, list) and layers and all(isinstance(n, str) for n in layers)):
         raise NszFormatError("header 'binarize' layers must be a non-empty list of names")
+    mode, clip = group["mode"], group["clip"]  # typed first: the config's messages repr them
+    if not (isinstance(mode, str) and isinstance(clip, int | float) and not isinstance(clip, bool)):
+        raise NszFormatError(
+            f"header 'binarize' mode {shown(mode)} or clip {shown(clip)}: not a string, a number"
+        )
     try:
         return BinarizeConfig.from_dict({**group, "keep_first_last": False})
     except NetshrinkError as exc:

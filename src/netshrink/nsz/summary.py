@@ -10,6 +10,7 @@ so ``32 / bits_per_weight`` is its compression against fp32: about 1 bit and 30x
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -99,7 +100,7 @@ class CompressionReport:
 
 
 def _row(entry: dict[str, Any], payloads: list) -> LayerRow:
-    numel = int(np.prod(entry_shape(entry), dtype=np.int64))
+    numel = math.prod(entry_shape(entry))
     stored = sum(len(p) + SECTION_OVERHEAD for p in payloads)
     encoding = entry["encoding"]
     nonzeros = int(entry.get("nonzeros", numel))
@@ -160,7 +161,7 @@ def compression_report(nsz: NszFile) -> CompressionReport:
         if entry["name"].endswith(".weight") and len(shape) >= 2:
             layers.append(_row(entry, payloads))
         else:
-            numel = int(np.prod(shape, dtype=np.int64))
+            numel = math.prod(shape)
             itemsize = 8 if entry.get("storage") == "int64" else 4
             other_dense += itemsize * numel
             other += sum(len(p) + SECTION_OVERHEAD for p in payloads)
