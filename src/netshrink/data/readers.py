@@ -3,12 +3,17 @@
 Formats are parsed by hand with NumPy and Pillow; nothing is ever unpickled. Readers do not
 split or normalise; only the folder reader resizes, because it must bring images of
 different sizes to one size to stack them.
+
+The lazy readers at the end (for streaming, :mod:`netshrink.data.streaming`) read labels
+and file lists up front and one image at a time on demand: IDX and CIFAR records by offset
+through ``np.memmap``, folder images decoded by Pillow.
 """
 
 from __future__ import annotations
 
 import gzip
 import math
+import os
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -17,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from netshrink.data.transforms import cover_size
 from netshrink.errors import NetshrinkError
 
 __all__ = [
@@ -32,6 +38,14 @@ __all__ = [
     "read_cifar10_dir",
     "read_image_folder",
     "image_folder_input_size",
+    "MemmapImages",
+    "ImageFiles",
+    "LazyImages",
+    "LazySource",
+    "memmap_mnist_dir",
+    "memmap_cifar10_dir",
+    "scan_image_files",
+    "image_files_input_size",
 ]
 
 DIGIT_CLASSES = [str(digit) for digit in range(10)]
@@ -331,3 +345,265 @@ def read_image_folder(directory: Path, size: tuple[int, int] | None = None) -> S
             raise _image_error(path, error) from error
         images[i] = pixels[None] if chans == 1 else pixels.transpose(2, 0, 1)
     return Source(scan.classes, LabeledImages(images, scan.labels))
+
+
+# ---- lazy readers, for streaming -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Segment:
+    path: str
+    header_bytes: int  # before the first record
+    count: int  # records
+    record_bytes: int  # bytes per record
+    pixel_offset: int  # where the pixels start within a record
+
+
+class MemmapImages:
+    """Images of fixed size stored as records in uncompressed files, read by offset.
+
+    Each file is opened as an ``np.memmap`` on first use, in the process that reads it
+    (a DataLoader worker opens its own); pickling keeps only the paths and offsets.
+    """
+
+    def __init__(self, segments: list[_Segment], shape: tuple[int, int, int]) -> None:
+        self.segments = segments
+        self.shape = shape  # (C, H, W)
+        self.starts = np.cumsum([0] + [segment.count for segment in segments])
+        self._maps: list[np.memmap] | None = None
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_maps": None}  # a memmap would pickle as a full copy
+
+    def read(self, i: int, size: tuple[int, int] | None = None) -> np.ndarray:
+        """Image ``i`` as uint8 (C, H, W), as stored: ``size`` is ignored (resizing these is
+        left to :func:`~netshrink.data.transforms.fit_to_input_size`, as in memory)."""
+        if self._maps is None:
+            self._maps = [
+                np.memmap(s.path, np.uint8, "r", s.header_bytes, (s.count, s.record_bytes))
+                for s in self.segments
+            ]
+        segment = int(np.searchsorted(self.starts, i, side="right")) - 1
+        record = self._maps[segment][i - self.starts[segment]]
+        start = self.segments[segment].pixel_offset
+        return np.array(record[start : start + math.prod(self.shape)]).reshape(self.shape)
+
+
+class ImageFiles:
+    """PNG/JPEG files under ``root``, decoded one at a time by Pillow.
+
+    Names are kept as one fixed-width bytes array, not a list of str: 40 bytes an image
+    instead of ~100, and DataLoader workers forked from this process share it instead of
+    copying the pages that a list's reference counts would touch.
+    """
+
+    def __init__(self, root: Path, names: np.ndarray) -> None:
+        self.root = root
+        self.names = names  # bytes (N,): paths relative to root
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def path(self, i: int) -> Path:
+        return self.root / os.fsdecode(self.names[i])
+
+    def read(self, i: int, size: tuple[int, int] | None = None) -> np.ndarray:
+        """Image ``i`` as uint8 (1, H, W) if grayscale, else (3, H, W) RGB; with ``size`` =
+        (H', W'), resized by its shorter side (aspect kept, Pillow bilinear, antialiased)
+        and centre-cropped to it.
+
+        The JPEG decoder may first scale down by 1/2, 1/4 or 1/8 while staying at least
+        (H', W') (Pillow's draft mode): a large photo decodes several times faster.
+        """
+        path = self.path(i)
+        try:
+            with Image.open(path) as image:
+                mode = "L" if image.mode in GRAYSCALE_MODES else "RGB"
+                if size is not None and image.format == "JPEG":
+                    image.draft(mode, (size[1], size[0]))
+                image = image.convert(mode)  # decodes, so a truncated file fails here
+                if size is not None and image.size != (size[1], size[0]):
+                    height, width = cover_size(image.height, image.width, *size)
+                    top, left = (height - size[0]) // 2, (width - size[1]) // 2
+                    image = image.resize((width, height), Image.Resampling.BILINEAR).crop(
+                        (left, top, left + size[1], top + size[0])
+                    )
+                pixels = np.array(image)  # writable, for torch.from_numpy
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            raise _image_error(path, error) from error
+        return pixels[None] if mode == "L" else pixels.transpose(2, 0, 1)
+
+
+@dataclass(frozen=True)
+class LazyImages:
+    reader: MemmapImages | ImageFiles
+    labels: np.ndarray  # int64 (N,), read up front
+
+
+@dataclass(frozen=True)
+class LazySource:
+    """A :class:`Source` whose images are read on demand.
+
+    ``val_is_test``: the set ships a validation split (an ImageNet-style folder's val/)
+    that serves as both val and test; nothing is split off the pool.
+    """
+
+    classes: list[str]
+    pool: LazyImages
+    test: LazyImages | None = None
+    val_is_test: bool = False
+
+
+def _idx_segment(path: Path, kind: str) -> tuple[_Segment, list[int]]:
+    if path.suffix == ".gz":
+        raise NetshrinkError(
+            f"mnist: {path}: streaming reads by offset and needs the uncompressed file (gunzip it)"
+        )
+    dims = _idx_dims(_read_bytes(path, "mnist", limit=16), path, kind)
+    header_bytes = 4 + 4 * len(dims)
+    declared, held = math.prod(dims), path.stat().st_size - header_bytes
+    if held != declared or declared == 0:
+        problem = "truncated" if held < declared else "trailing data" if declared else "empty"
+        raise NetshrinkError(
+            f"mnist: {path}: {problem}: header declares {'x'.join(map(str, dims))} bytes "
+            f"but file holds {held} bytes of data"
+        )
+    return _Segment(str(path), header_bytes, dims[0], declared // dims[0], 0), dims
+
+
+def _memmap_idx_pair(directory: Path, stem: str) -> LazyImages:
+    images_path = _find_idx_file(directory, f"{stem}-images", "idx3")
+    labels_path = _find_idx_file(directory, f"{stem}-labels", "idx1")
+    segment, (count, rows, cols) = _idx_segment(images_path, "images")
+    labels = read_idx(labels_path, "labels").astype(np.int64)  # 1 byte an image: read it all
+    if count != len(labels):
+        raise NetshrinkError(
+            f"mnist: {images_path}: {count} images but {len(labels)} labels in {labels_path}"
+        )
+    return LazyImages(MemmapImages([segment], (1, rows, cols)), labels)
+
+
+def memmap_mnist_dir(directory: Path) -> LazySource:
+    """:func:`read_mnist_dir`, images left on disk (the IDX files must be uncompressed)."""
+    train = _memmap_idx_pair(directory, "train")
+    test = _memmap_idx_pair(directory, "t10k")
+    if train.reader.shape != test.reader.shape:
+        raise NetshrinkError(
+            f"mnist: {directory}: train images are {'x'.join(map(str, train.reader.shape[1:]))} "
+            f"but t10k images are {'x'.join(map(str, test.reader.shape[1:]))}"
+        )
+    num_classes = int(max(train.labels.max(), test.labels.max())) + 1
+    return LazySource([str(label) for label in range(num_classes)], train, test)
+
+
+def _memmap_cifar10_batches(paths: list[Path]) -> LazyImages:
+    segments, labels = [], []
+    for path in paths:
+        size = path.stat().st_size
+        if size == 0 or size % CIFAR10_RECORD_BYTES:
+            raise NetshrinkError(
+                f"cifar10: {path}: {size} bytes is not a positive multiple of "
+                f"{CIFAR10_RECORD_BYTES} (1 label byte + 3072 pixel bytes per image)"
+            )
+        count = size // CIFAR10_RECORD_BYTES
+        records = np.memmap(path, np.uint8, "r", shape=(count, CIFAR10_RECORD_BYTES))
+        batch_labels = np.array(records[:, 0], dtype=np.int64)  # touches 1 byte a record
+        bad = np.flatnonzero(batch_labels >= len(CIFAR10_CLASSES))
+        if bad.size:
+            raise NetshrinkError(
+                f"cifar10: {path}: record {bad[0]} has label {batch_labels[bad[0]]} (expected 0-9)"
+            )
+        segments.append(_Segment(str(path), 0, count, CIFAR10_RECORD_BYTES, 1))
+        labels.append(batch_labels)
+    return LazyImages(MemmapImages(segments, (3, 32, 32)), np.concatenate(labels))
+
+
+def memmap_cifar10_dir(directory: Path) -> LazySource:
+    """:func:`read_cifar10_dir`, images left on disk."""
+    folder = find_cifar10_dir(directory)
+    train = _memmap_cifar10_batches([folder / name for name in CIFAR10_TRAIN_FILES])
+    test = _memmap_cifar10_batches([folder / CIFAR10_TEST_FILE])
+    return LazySource(_cifar10_class_names(folder), train, test)
+
+
+def _list_class_folders(directory: Path) -> tuple[list[str], list[bytes], list[int]]:
+    """Class names and image paths (relative to ``directory``), without opening an image."""
+    classes = sorted(
+        entry.name
+        for entry in os.scandir(directory)
+        if entry.is_dir() and not entry.name.startswith(".")
+    )
+    if not classes:
+        raise NetshrinkError(
+            f"folder: {directory}: no class sub-folders (expected one folder of images per class)"
+        )
+    names, labels = [], []
+    for label, name in enumerate(classes):
+        images = sorted(
+            entry.name
+            for entry in os.scandir(directory / name)
+            if entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES
+        )
+        if not images:
+            raise NetshrinkError(f"folder: {directory / name}: no PNG/JPEG images")
+        names += [os.fsencode(os.path.join(name, image)) for image in images]
+        labels += [label] * len(images)
+    return classes, names, labels
+
+
+def _image_files(root: Path, names: list[bytes], labels: list[int]) -> LazyImages:
+    return LazyImages(ImageFiles(root, np.array(names)), np.asarray(labels, dtype=np.int64))
+
+
+def _is_train_val_folder(directory: Path) -> bool:
+    """train/ and val/ of class folders; a flat set with classes "train" and "val" is not."""
+    train, val = directory / "train", directory / "val"
+    return train.is_dir() and val.is_dir() and any(entry.is_dir() for entry in os.scandir(train))
+
+
+def scan_image_files(directory: Path) -> LazySource:
+    """:func:`read_image_folder`'s layout listed, not read: labels come from the paths.
+
+    A folder with ``train/`` and ``val/`` sub-folders, each of class sub-folders (the
+    ImageNet layout), gives the pool from train/ and the test split from val/, which also
+    serves as val (``val_is_test``); val/ may not name a class train/ lacks.
+    """
+    if not _is_train_val_folder(directory):
+        classes, names, labels = _list_class_folders(directory)
+        return LazySource(classes, _image_files(directory, names, labels))
+    classes, names, labels = _list_class_folders(directory / "train")
+    val_classes, val_names, val_labels = _list_class_folders(directory / "val")
+    unknown = sorted(set(val_classes) - set(classes))
+    if unknown:
+        raise NetshrinkError(
+            f"folder: {directory / 'val'}: class {unknown[0]!r} is not in {directory / 'train'}"
+        )
+    relabel = [classes.index(name) for name in val_classes]
+    val_labels = [relabel[label] for label in val_labels]
+    return LazySource(
+        classes,
+        _image_files(directory / "train", names, labels),
+        _image_files(directory / "val", val_names, val_labels),
+        val_is_test=True,
+    )
+
+
+def image_files_input_size(directory: Path, sample: int = 1000) -> tuple[int, int, int]:
+    """:func:`image_folder_input_size` from the headers of ``sample`` images evenly spaced
+    over the (train) file list, not every image: most common size, 1 channel if all
+    sampled images are grayscale."""
+    files = scan_image_files(directory).pool.reader
+    sizes, modes = Counter(), set()
+    for i in np.unique(np.linspace(0, len(files) - 1, min(sample, len(files))).round()):
+        path = files.path(int(i))
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+                modes.add(image.mode)
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            raise _image_error(path, error) from error
+        sizes[(height, width)] += 1
+    return (1 if modes <= set(GRAYSCALE_MODES) else 3, *sizes.most_common(1)[0][0])
