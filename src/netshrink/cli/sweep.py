@@ -1,4 +1,4 @@
-"""``netshrink sweep``: a study's trials in parallel, tabulated and plotted."""
+"""``netshrink sweep``: a study's trials in parallel (here or on Ray), tabulated and plotted."""
 
 from __future__ import annotations
 
@@ -21,7 +21,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         out=args.out or f"runs/sweep/{args.study}",
         **settings,
     )
-    result = run_sweep(config, jobs=args.jobs, progress=not args.quiet)
+    result = run_sweep(
+        config,
+        jobs=args.jobs,
+        backend=args.backend,
+        ray_address=args.ray_address,
+        progress=not args.quiet,
+    )
     print()
     print(render_text(result.rows))
     print(f"\nwrote {', '.join(str(p) for p in result.paths.values())}")
@@ -52,5 +58,14 @@ def add_sweep(sub) -> None:
     p.add_argument("--limit", type=positive_int, help="use at most N images (stratified)")
     p.add_argument("--jobs", type=positive_int, help="trials run at once (default: one per core)")
     p.add_argument("--out", metavar="DIR", help="default: runs/sweep/STUDY")
+    p.add_argument(
+        "--backend", choices=("local", "ray"), default="local",
+        help="local: processes on this machine (default); ray: tasks on a Ray cluster "
+        "(pip install 'netshrink[ray]'; DIR must be on a filesystem the nodes share)",
+    )  # fmt: skip
+    p.add_argument(
+        "--ray-address", metavar="HOST:PORT",
+        help="the Ray cluster's head (with --backend ray; default: a local Ray instance)",
+    )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
     p.set_defaults(func=cmd_sweep)

@@ -11,6 +11,9 @@ hash of netshrink's ``.py`` sources and one of the trial function's module) and 
 of itself. A record that does not parse or fails its digest is "corrupt"; one whose
 function, arguments or code differ is "stale"; either way the trial runs again and its
 outcome's ``note`` says why.
+
+``ray_backend.py`` runs the same trials on a Ray cluster with this module's cache, worker
+code and scheduling (the functions below ``run_trials``).
 """
 
 from __future__ import annotations
@@ -135,12 +138,19 @@ def _module_digest(module: str) -> str:
     return "unknown" if source is None else hashlib.sha256(source).hexdigest()[:16]
 
 
-def code_fingerprint(fn: str) -> dict[str, str]:
+def code_fingerprint(fn: str, *, fresh: bool = False) -> dict[str, str]:
     """What a cached result of ``fn`` ("module:function") depends on besides its kwargs:
     netshrink's version and sources (the trial functions call into them) and the trial
-    function's module (which may live outside netshrink)."""
+    function's module (which may live outside netshrink).
+
+    The files are hashed once per process; ``fresh`` hashes them again, for a long-lived
+    process (a Ray worker, a notebook) that must see edits made since it started."""
     module = fn.partition(":")[0]
-    return {"netshrink": __version__, "sources": sources_digest(), module: _module_digest(module)}
+    if fresh:
+        sources, trial_module = sources_digest.__wrapped__(), _module_digest.__wrapped__(module)
+    else:
+        sources, trial_module = sources_digest(), _module_digest(module)
+    return {"netshrink": __version__, "sources": sources, module: trial_module}
 
 
 def _digest(record: Mapping[str, Any]) -> str:
@@ -194,11 +204,11 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _child(
+def _run_trial(
     fn: str, kwargs: dict[str, Any], trial_dir: str, threads: int, code: dict[str, str]
-) -> None:
-    """Spawned process: set thread counts, call ``fn``, write result.json or error.txt."""
-    _exit_with_parent()
+) -> bool:
+    """In a trial's own process: set thread counts, call ``fn``, write result.json (True)
+    or a one-line error.txt (False). Both engines' workers run this."""
     import torch
 
     torch.set_num_threads(threads)
@@ -220,14 +230,35 @@ def _child(
         atomic_write_text(Path(trial_dir) / _RESULT, text + "\n")
     except Exception as exc:
         traceback.print_exc()  # the full story on stderr; the outcome gets one line
-        lines = f"{type(exc).__name__}: {exc}".splitlines()
-        atomic_write_text(Path(trial_dir) / _ERROR, lines[0] + "\n")
+        _write_error(Path(trial_dir), f"{type(exc).__name__}: {exc}")
+        return False
+    return True
+
+
+def _write_error(trial_dir: Path, message: str) -> None:
+    atomic_write_text(trial_dir / _ERROR, message.splitlines()[0] + "\n")
+
+
+def _child(
+    fn: str, kwargs: dict[str, Any], trial_dir: str, threads: int, code: dict[str, str]
+) -> None:
+    """Spawned process: :func:`_run_trial`, exit code 1 when the trial failed."""
+    _exit_with_parent()
+    if not _run_trial(fn, kwargs, trial_dir, threads, code):
         sys.exit(1)
 
 
-def _failure(code: int | None, trial_dir: Path) -> str:
+def _stored_error(trial_dir: Path) -> str | None:
+    """The trial's error.txt, if its worker got to write one."""
     with contextlib.suppress(OSError):
         return (trial_dir / _ERROR).read_text().strip()
+    return None
+
+
+def _failure(code: int | None, trial_dir: Path) -> str:
+    stored = _stored_error(trial_dir)
+    if stored is not None:
+        return stored
     if code is not None and code < 0:
         return f"killed by signal {-code}"
     return f"exited with code {code}"
@@ -257,23 +288,94 @@ def run_trials(
     A trial starts once all its dependencies are done or cached, and is skipped if one
     failed. Returns the outcome of every trial, in input order.
     """
-    if jobs is not None and jobs < 1:
-        raise ValueError(f"jobs must be at least 1, got {jobs}")
-    if threads_per_job is not None and threads_per_job < 1:
-        raise ValueError(f"threads_per_job must be at least 1, got {threads_per_job}")
+    _check_parallelism(jobs, threads_per_job)
     ordered = _check_graph(trials)
     out = ensure_dir(out_dir)
-    codes = {t.key: code_fingerprint(t.fn) for t in trials}  # hashed once per process
-    stored = {t.key: _load_result(t, out / t.key, codes[t.key]) for t in trials}
-    cached = {key: result for key, (result, _) in stored.items() if result is not None}
-    notes = {key: note for key, (_, note) in stored.items() if note is not None}
+    codes, cached, notes = _scan(trials, out)
     cpus = os.cpu_count() or 1
     jobs = max(1, min(jobs or cpus, len(trials) - len(cached)))
     threads = threads_per_job or max(1, cpus // jobs)
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
-
     outcomes: dict[str, TrialOutcome] = {}
     running: dict[Any, tuple[Trial, multiprocessing.process.BaseProcess, float]] = {}
+
+    def start(trial: Trial) -> None:
+        trial_dir = _fresh_trial_dir(out, trial.key)
+        args = (trial.fn, trial.kwargs, str(trial_dir), threads, codes[trial.key])
+        process = context.Process(target=_child, args=args, name=f"trial {trial.key}")
+        process.start()
+        running[process.sentinel] = (trial, process, time.perf_counter())
+
+    def collect() -> list[TrialOutcome]:
+        ended = []
+        for sentinel in wait(list(running)):
+            trial, process, begun = running.pop(sentinel)
+            process.join()
+            trial_dir = out / trial.key
+            result = None
+            if process.exitcode == 0:
+                result, _ = _load_result(trial, trial_dir, codes[trial.key])
+            error = None if result is not None else _failure(process.exitcode, trial_dir)
+            seconds = time.perf_counter() - begun
+            ended.append(_ended(trial.key, result, error, seconds, notes.get(trial.key)))
+            process.close()
+        return ended
+
+    restore = _terminate_as_interrupt()
+    try:
+        _schedule(ordered, cached, jobs, start, collect, _recorder(outcomes, len(trials), progress))
+    finally:
+        # KeyboardInterrupt, SIGTERM/SIGHUP or any error here: no orphaned trial processes
+        restore()
+        _stop([process for _, process, _ in running.values()])
+    return {t.key: outcomes[t.key] for t in trials}
+
+
+# --- what both engines share (this one and ray_backend.py) --------------------------------
+
+
+def _check_parallelism(jobs: int | None, threads_per_job: int | None) -> None:
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if threads_per_job is not None and threads_per_job < 1:
+        raise ValueError(f"threads_per_job must be at least 1, got {threads_per_job}")
+
+
+def _scan(
+    trials: Sequence[Trial], out: Path, *, fresh: bool = False
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, Any]], dict[str, str]]:
+    """Each trial's code fingerprint (``fresh``: see :func:`code_fingerprint`), the results
+    cached in ``out`` and why the others that have a result.json are not reused. Reads
+    only; ``out`` need not exist."""
+    fingerprints = {fn: code_fingerprint(fn, fresh=fresh) for fn in {t.fn for t in trials}}
+    codes = {t.key: fingerprints[t.fn] for t in trials}
+    stored = {t.key: _load_result(t, out / t.key, codes[t.key]) for t in trials}
+    cached = {key: result for key, (result, _) in stored.items() if result is not None}
+    notes = {key: note for key, (_, note) in stored.items() if note is not None}
+    return codes, cached, notes
+
+
+def _fresh_trial_dir(out: Path, key: str) -> Path:
+    """The trial's folder, without the result or error of an earlier run."""
+    trial_dir = ensure_dir(out / key)
+    for stale in (_RESULT, _ERROR):
+        (trial_dir / stale).unlink(missing_ok=True)
+    return trial_dir
+
+
+def _ended(
+    key: str, result: dict[str, Any] | None, error: str | None, seconds: float, note: str | None
+) -> TrialOutcome:
+    """The outcome of a trial that ran: done with ``result``, else failed with ``error``."""
+    if result is not None:
+        return TrialOutcome(key, "done", result, None, seconds, note)
+    return TrialOutcome(key, "failed", None, error, seconds, note)
+
+
+def _recorder(
+    outcomes: dict[str, TrialOutcome], total: int, progress: bool
+) -> Callable[[TrialOutcome], None]:
+    """A function that stores an outcome in ``outcomes`` and prints its progress line."""
 
     def finish(outcome: TrialOutcome) -> None:
         outcomes[outcome.key] = outcome
@@ -286,53 +388,52 @@ def run_trials(
                 note = f"{outcome.status.upper()}: {outcome.error}"
             if outcome.note:
                 note += f" (ran again: {outcome.note})"
-            print(f"  [{len(outcomes)}/{len(trials)}] {outcome.key}: {note}", flush=True)
+            print(f"  [{len(outcomes)}/{total}] {outcome.key}: {note}", flush=True)
+
+    return finish
+
+
+def _schedule(
+    ordered: Sequence[Trial],
+    cached: Mapping[str, dict[str, Any]],
+    jobs: int,
+    start: Callable[[Trial], None],
+    collect: Callable[[], list[TrialOutcome]],
+    finish: Callable[[TrialOutcome], None],
+) -> None:
+    """Settle every trial of ``ordered`` (dependencies first): skipped when a dependency
+    failed, cached, or ``start``-ed once its dependencies are done, at most ``jobs`` at
+    once. ``collect()`` waits until at least one started trial ends and returns their
+    outcomes; ``finish`` records each outcome."""
+    settled: dict[str, str] = {}  # key -> status
+    in_flight = 0
+
+    def settle(outcome: TrialOutcome) -> None:
+        settled[outcome.key] = outcome.status
+        finish(outcome)
 
     pending = list(ordered)
-    restore = _terminate_as_interrupt()
-    try:
-        while pending or running:
-            # topological order: a dependency is settled before its dependents are looked at
-            for trial in list(pending):
-                if not all(dep in outcomes for dep in trial.depends):
-                    continue
-                failed = [dep for dep in trial.depends if outcomes[dep].status not in _OK]
-                if failed:
-                    error = f"dependency {failed[0]!r} failed"
-                    finish(TrialOutcome(trial.key, "skipped", None, error, 0.0))
-                elif trial.key in cached:
-                    finish(TrialOutcome(trial.key, "cached", cached[trial.key], None, 0.0))
-                elif len(running) < jobs:
-                    trial_dir = ensure_dir(out / trial.key)
-                    for stale in (_RESULT, _ERROR):
-                        (trial_dir / stale).unlink(missing_ok=True)
-                    args = (trial.fn, trial.kwargs, str(trial_dir), threads, codes[trial.key])
-                    process = context.Process(target=_child, args=args, name=f"trial {trial.key}")
-                    process.start()
-                    running[process.sentinel] = (trial, process, time.perf_counter())
-                else:
-                    continue
-                pending.remove(trial)
-            for sentinel in wait(list(running)) if running else []:
-                trial, process, start = running.pop(sentinel)
-                process.join()
-                seconds = time.perf_counter() - start
-                trial_dir = out / trial.key
-                result = None
-                if process.exitcode == 0:
-                    result, _ = _load_result(trial, trial_dir, codes[trial.key])
-                note = notes.get(trial.key)
-                if result is not None:
-                    finish(TrialOutcome(trial.key, "done", result, None, seconds, note))
-                else:
-                    error = _failure(process.exitcode, trial_dir)
-                    finish(TrialOutcome(trial.key, "failed", None, error, seconds, note))
-                process.close()
-    finally:
-        # KeyboardInterrupt, SIGTERM/SIGHUP or any error here: no orphaned trial processes
-        restore()
-        _stop([process for _, process, _ in running.values()])
-    return {t.key: outcomes[t.key] for t in trials}
+    while pending or in_flight:
+        # topological order: a dependency is settled before its dependents are looked at
+        for trial in list(pending):
+            if not all(dep in settled for dep in trial.depends):
+                continue
+            failed = [dep for dep in trial.depends if settled[dep] not in _OK]
+            if failed:
+                error = f"dependency {failed[0]!r} failed"
+                settle(TrialOutcome(trial.key, "skipped", None, error, 0.0))
+            elif trial.key in cached:
+                settle(TrialOutcome(trial.key, "cached", cached[trial.key], None, 0.0))
+            elif in_flight < jobs:
+                start(trial)
+                in_flight += 1
+            else:
+                continue
+            pending.remove(trial)
+        if in_flight:
+            for outcome in collect():
+                in_flight -= 1
+                settle(outcome)
 
 
 def _terminate_as_interrupt() -> Callable[[], None]:
