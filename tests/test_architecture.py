@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "netshrink"
 
 # Lowest first; the same list as docs/architecture.md.
 LAYERS = [
-    ("base", {"errors", "atomic", "plots", "version"}),
+    ("base", {"errors", "atomic", "plots", "version", "distributed"}),
     ("primitives", {"primitives", "kernels"}),
     ("models and data", {"models", "data"}),
     (

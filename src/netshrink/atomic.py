@@ -27,6 +27,13 @@ def ensure_dir(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _writer() -> bool:
+    """Whether this process writes files: always, except on torchrun's ranks other than 0."""
+    from netshrink.distributed import is_main  # lazy: torch loads only when writing
+
+    return is_main()
+
+
 def _umask() -> int:
     mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
     os.umask(mask)
@@ -80,7 +87,14 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
     (``mkstemp``'s 0600 would otherwise survive the rename); it is fsynced before the
     rename and the folder after it. A process killed outright (SIGKILL, power loss) leaves
     only its hidden temporary ``.NAME.PID.*.tmp``, which the next write of ``path`` removes.
+
+    Under torchrun only rank 0 writes: on the other ranks the handle is a sink
+    (``os.devnull``) and ``path`` is left alone, so every run's outputs are rank 0's.
     """
+    if not _writer():
+        with open(os.devnull, mode) as sink:
+            yield sink
+        return
     path = Path(path)
     ensure_dir(path.parent)
     prefix = f".{path.name}.{os.getpid()}."
@@ -127,7 +141,11 @@ def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
     The lock is the kernel's (``flock``), taken without waiting: it is exclusive even when
     runs start at the same instant, and a killed holder's lock goes with its process (the
     file it leaves is taken over). The file holds the holder's process id, for the message.
+    Under torchrun only rank 0 takes it (the ranks of one run are one writer).
     """
+    if not _writer():
+        yield
+        return
     path = ensure_dir(folder) / ".netshrink.lock"
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

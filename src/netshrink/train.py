@@ -1,10 +1,16 @@
-"""Training and evaluation: a small, deterministic loop for CPU.
+"""Training and evaluation: a small, deterministic loop, on one process or many.
 
 The loop is deliberately plain (nanoGPT style): one function trains, one evaluates.
 Determinism: with the same seed, thread count and data, two runs give identical weights;
 a run resumed from an end-of-epoch checkpoint matches the uninterrupted run, because the
 checkpoint carries the optimizer, schedule and RNG states and each epoch's shuffle order
 is derived from ``(seed, epoch)``.
+
+Under torchrun (:mod:`netshrink.distributed`) the model is wrapped in
+DistributedDataParallel and every rank takes its slice of each global batch of
+``config.batch_size`` (the same permutation everywhere), with its loss scaled so that the
+averaged gradient is the one-process gradient of the whole batch; evaluation is sharded and
+its counts and loss sums are summed over the ranks. Runs on the device the model is on.
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from netshrink import distributed
 from netshrink.data import Dataset, ImageSplit
 from netshrink.errors import NetshrinkError
 
@@ -29,6 +37,7 @@ __all__ = [
     "TrainResult",
     "evaluate",
     "make_optimizer",
+    "model_device",
     "recalibrate_batchnorm",
     "train",
 ]
@@ -124,27 +133,41 @@ def make_optimizer(
 def evaluate(model: nn.Module, split: ImageSplit, batch_size: int = 256) -> dict[str, float]:
     """Top-1 (and top-5 when there are more than 5 classes) accuracy and mean loss.
 
-    Returns fractions in [0, 1]: ``{"top1", "top5"?, "loss", "n"}``.
+    Returns fractions in [0, 1]: ``{"top1", "top5"?, "loss", "n"}``. Runs on the model's
+    device. Under torchrun every rank evaluates its shard of each batch and the counts and
+    loss sums are summed over the ranks (every rank must call it): the counts, hence the
+    accuracies, are those of the whole split; the loss equals it up to float rounding.
     """
     was_training = model.training
     model.eval()
+    where = model_device(model)
     correct1 = correct5 = 0
     loss_sum = 0.0
     n = 0
-    num_classes = None
-    for x, y in split.batches(batch_size):
+    num_classes = 0
+    shard = (distributed.rank(), distributed.world_size())
+    for x, y in split.batches(batch_size, shard=shard if shard[1] > 1 else None):
+        if len(y) == 0:
+            continue
+        x, y = x.to(where, non_blocking=True), y.to(where, non_blocking=True)
         logits = model(x)  # (B, K)
         num_classes = logits.shape[1]
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
         top = logits.topk(min(5, num_classes), dim=1).indices  # (B, 5)
         correct1 += (top[:, 0] == y).sum().item()
         correct5 += (top == y[:, None]).any(dim=1).sum().item()
         n += len(y)
     model.train(was_training)
+    if shard[1] > 1:
+        correct1, correct5, loss_sum, n = distributed.all_reduce_sum(
+            [correct1, correct5, loss_sum, n]
+        )
+        correct1, correct5, n = int(correct1), int(correct5), int(n)
+        num_classes = int(distributed.all_reduce_sum([num_classes], op="max")[0])
     if n == 0:
         raise NetshrinkError("cannot evaluate on an empty split")
     out = {"top1": correct1 / n, "loss": loss_sum / n, "n": n}
-    if num_classes is not None and num_classes > 5:
+    if num_classes > 5:
         out["top5"] = correct5 / n
     return out
 
@@ -158,6 +181,8 @@ def recalibrate_batchnorm(model: nn.Module, split: ImageSplit, max_images: int =
     chance while train-mode accuracy is fine. Here they are reset and recomputed as the
     plain average over up to ``max_images`` training images, with everything except
     BatchNorm in eval mode (so dropout is off). Returns False if the model has no BatchNorm.
+    Under torchrun every rank does the same, on the same (unsharded) images, so the
+    statistics are identical on every rank and equal to a single process's.
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
@@ -170,8 +195,9 @@ def recalibrate_batchnorm(model: nn.Module, split: ImageSplit, max_images: int =
         m.momentum = None  # cumulative average
         m.train()
     seen = 0
+    where = model_device(model)
     for x, _ in split.batches(256):
-        model(x)
+        model(x.to(where, non_blocking=True))
         seen += len(x)
         if seen >= max_images:
             break
@@ -183,6 +209,32 @@ def recalibrate_batchnorm(model: nn.Module, split: ImageSplit, max_images: int =
 
 # (student logits, labels, inputs, positions in the train split) -> scalar loss
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters (or buffers) are; CPU for a model with neither."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _wrap(model: nn.Module) -> nn.Module:
+    """``model`` in DistributedDataParallel under torchrun (rank 0's weights and buffers
+    broadcast to all first), else ``model`` itself."""
+    if distributed.world_size() == 1:
+        return model
+    where = model_device(model)
+    distributed.broadcast_tensors_([*model.parameters(), *model.buffers()])
+    if not any(p.requires_grad for p in model.parameters()):
+        return model  # nothing to train, nothing to reduce
+    # Buffers are not broadcast each step (a bool pruning mask, an int code table are
+    # identical anyway); BatchNorm statistics are synchronised at the end of each epoch.
+    return DistributedDataParallel(
+        model,
+        device_ids=[where.index] if where.type == "cuda" else None,
+        init_sync=False,  # done above, for every dtype (gloo carries no int16 codes)
+        forward_sync_buffers=False,
+    )
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -209,6 +261,10 @@ def train(
     ``loss_fn(logits, labels, inputs, index)`` replaces cross-entropy; ``index`` holds the
     batch's positions in ``data.train`` (distillation looks up cached teacher outputs);
     ``after_step(model)`` runs after every optimizer step (pruning re-applies masks there).
+
+    Runs on the device ``model`` is on. Under torchrun every rank calls it with the same
+    model and data: ``after_step`` runs on every rank (with the unwrapped model),
+    ``checkpoint`` on rank 0 only, progress bars show on rank 0 only.
     """
     total = len(data.train) + len(data.val) + len(data.test)
     for name in ("train", "val", "test"):
@@ -218,6 +274,9 @@ def train(
                 "use more images (a larger --limit)"
             )
     torch.manual_seed(config.seed)
+    where = model_device(model)
+    rank, world = distributed.rank(), distributed.world_size()
+    net = _wrap(model)
     opt, sched = make_optimizer(model, config)
     history: list[dict[str, float]] = []
     start_epoch = 0
@@ -235,7 +294,7 @@ def train(
         bar = tqdm(
             total=steps,
             desc=f"{desc} {epoch + 1}/{config.epochs}",
-            disable=not progress,
+            disable=not (progress and distributed.is_main()),
             leave=False,
             unit="batch",
         )
@@ -246,31 +305,47 @@ def train(
             generator=_epoch_generator(config.seed, epoch),
             augment=config.augment,
             with_index=True,
+            shard=(rank, world) if world > 1 else None,
         )
-        for x, y, index in batches:
-            logits = model(x)
-            loss = loss_fn(logits, y, x, index) if loss_fn else F.cross_entropy(logits, y)
-            if not torch.isfinite(loss):
+        for step, (x, y, index) in enumerate(batches):
+            x = x.to(where, non_blocking=True)
+            y, index = y.to(where, non_blocking=True), index.to(where, non_blocking=True)
+            if len(y) == 0:  # a last global batch smaller than the world: nothing here
+                loss = _empty_step_loss(net, x)
+            else:
+                logits = net(x)
+                loss = loss_fn(logits, y, x, index) if loss_fn else F.cross_entropy(logits, y)
+            if len(y) and not torch.isfinite(loss):
                 raise NetshrinkError(
                     f"{desc}: loss became {loss.item()} at epoch {epoch + 1}; "
                     "lower the learning rate"
                 )
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if world > 1:
+                # DDP averages gradients over the ranks: scale each rank's mean loss so the
+                # average is the gradient of the global batch's mean loss.
+                batch = min(config.batch_size, n_train - step * config.batch_size)
+                (loss * (len(y) * world / batch)).backward()
+            else:
+                loss.backward()
             opt.step()
             if after_step is not None:
                 after_step(model)
-            loss_sum += loss.item() * len(y)
-            seen += len(y)
+            if len(y):
+                loss_sum += loss.item() * len(y)
+                seen += len(y)
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
         bar.close()
         sched.step()
+        if world > 1:
+            _sync_batchnorm_(model)
+            loss_sum, seen = distributed.all_reduce_sum([loss_sum, seen])
         val = evaluate(model, data.val)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1)}
         row.update({f"val_{k}": v for k, v in val.items() if k != "n"})
         history.append(row)
-        if checkpoint is not None:
+        if checkpoint is not None and distributed.is_main():
             checkpoint(
                 {
                     "epoch": epoch + 1,
@@ -284,6 +359,25 @@ def train(
         recalibrate_batchnorm(model, data.train)
     metrics = _final_metrics(model, data)
     return TrainResult(metrics, history, time.perf_counter() - started)
+
+
+def _empty_step_loss(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A zero loss that still takes part in DDP's gradient reduction: the forward of an
+    empty batch, in eval mode so that BatchNorm statistics are left alone."""
+    was_training = net.training
+    net.eval()
+    try:
+        return net(x).sum() * 0.0
+    finally:
+        net.train(was_training)
+
+
+def _sync_batchnorm_(model: nn.Module) -> None:
+    """Every rank's BatchNorm running statistics set to rank 0's (each rank saw only its
+    shards; evaluation and checkpoints need one model)."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            distributed.broadcast_tensors_(module.buffers())
 
 
 def _final_metrics(model: nn.Module, data: Dataset) -> dict[str, float]:

@@ -34,6 +34,7 @@ from netshrink.cli import (  # noqa: E402
 )
 from netshrink.cli.common import (  # noqa: E402
     OneLineErrorParser,
+    devices_and_ranks,
     parse_input_size,
     trust_named_models,
 )
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         trust_named_models(args)
-        return args.func(args)
+        with devices_and_ranks(args):  # --device; torchrun's process group
+            return args.func(args)
     except NetshrinkError as exc:
         print(f"netshrink: error: {exc}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ import argparse
 from netshrink.cli.common import (
     TRUST_HELP,
     add_binarize_flags,
+    add_device_flag,
     add_train_flags,
     binarize_config,
     train_config,
@@ -59,4 +60,5 @@ def add_binarize(sub) -> None:
     add_binarize_flags(p)
     add_train_flags(p)
     p.add_argument("--model", metavar="SPEC", help=TRUST_HELP)
+    add_device_flag(p)
     p.set_defaults(func=cmd_binarize)

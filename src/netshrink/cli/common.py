@@ -8,7 +8,10 @@ passed on, so the dataclass's defaults are the one source of truth.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, NoReturn, TypeVar
 
@@ -19,10 +22,12 @@ __all__ = [
     "OneLineErrorParser",
     "TRUST_HELP",
     "add_binarize_flags",
+    "add_device_flag",
     "add_model_flag",
     "add_train_flags",
     "binarize_config",
     "given",
+    "devices_and_ranks",
     "non_negative_int",
     "positive_int",
     "model_skeleton",
@@ -198,6 +203,57 @@ def train_config(args: argparse.Namespace):
     from netshrink.train import TrainConfig
 
     return TrainConfig(**given(args, TRAIN_FIELDS))
+
+
+# ---------------------------------------------------------------------------- devices
+
+DEVICE_HELP = (
+    "auto (default: cuda if a GPU is there, else cpu), cpu, cuda or cuda:N; under torchrun "
+    "each process takes cuda:LOCAL_RANK"
+)
+
+
+def add_device_flag(p: argparse.ArgumentParser, help: str = DEVICE_HELP) -> None:
+    """``--device auto|cpu|cuda[:N]`` for commands that run a model."""
+    p.add_argument("--device", metavar="DEVICE", help=help)
+
+
+def explicit_cuda(args: argparse.Namespace) -> bool:
+    """Whether the user asked for CUDA by name (not ``auto``)."""
+    return str(getattr(args, "device", None) or "").strip().lower().startswith("cuda")
+
+
+@contextlib.contextmanager
+def devices_and_ranks(args: argparse.Namespace) -> Iterator[None]:
+    """Around a command: its ``--device``, and under torchrun (``WORLD_SIZE`` > 1) the
+    process group, joined first and left last. Ranks other than 0 print nothing on stdout
+    (their files go nowhere: :mod:`netshrink.atomic`); all wait at the end until rank 0 is
+    done, so its files exist when torchrun returns."""
+    launched = int(os.environ.get("WORLD_SIZE", "1") or "1") > 1
+    if not (launched or hasattr(args, "device")):
+        yield
+        return
+    from torch.distributed import DistError
+
+    from netshrink import distributed
+
+    dev = distributed.use_device(getattr(args, "device", None) or "auto")
+    try:
+        distributed.init_from_env(dev)
+        with contextlib.ExitStack() as stack:
+            if not distributed.is_main():
+                sink = stack.enter_context(open(os.devnull, "w"))
+                stack.enter_context(contextlib.redirect_stdout(sink))
+            yield
+        distributed.barrier()
+    except DistError as exc:  # a peer died or stopped answering
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise NetshrinkError(
+            f"rank {distributed.rank()}: lost the other ranks of the run ({first})"
+        ) from None
+    finally:
+        distributed.shutdown()
+        distributed.use_device("cpu")  # in-process callers (tests) start afresh
 
 
 # ---------------------------------------------------------------------------- binarization

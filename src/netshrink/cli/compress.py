@@ -6,7 +6,13 @@ import argparse
 import json
 import sys
 
-from netshrink.cli.common import add_model_flag, model_skeleton, parse_input_size, positive_int
+from netshrink.cli.common import (
+    add_device_flag,
+    add_model_flag,
+    model_skeleton,
+    parse_input_size,
+    positive_int,
+)
 from netshrink.errors import NetshrinkError
 
 __all__ = ["add_compress", "add_inspect", "add_unpack"]
@@ -141,6 +147,7 @@ def add_compress(sub) -> None:
     )  # fmt: skip
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device_flag(p)
     p.set_defaults(func=cmd_compress)
 
 

@@ -8,18 +8,34 @@ import os
 import sys
 from typing import Any
 
-from netshrink.cli.common import add_model_flag, model_skeleton, positive_int, say_float_layers
+from netshrink.cli.common import (
+    add_device_flag,
+    add_model_flag,
+    explicit_cuda,
+    model_skeleton,
+    positive_int,
+    say_float_layers,
+)
+from netshrink.errors import NetshrinkError
 
 __all__ = ["add_eval"]
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from netshrink import distributed
     from netshrink.engine import get_engine
     from netshrink.profile import measure_latency
     from netshrink.runs.load import is_nsz, load_on_engine
     from netshrink.train import evaluate
 
     engine = get_engine(args.engine)
+    if engine.name != "dense":  # the other engines are CPU kernels
+        if explicit_cuda(args):
+            raise NetshrinkError(
+                f"--device {args.device}: the {engine.name} engine runs on the CPU only "
+                "(use --engine dense on a GPU)"
+            )
+        distributed.use_device("cpu")
     skeleton = model_skeleton(args, args.checkpoint)
     trained, notes = load_on_engine(args.checkpoint, engine.name, warn=False, model=skeleton)
     spec = args.data or trained.data or "mnist5k"
@@ -29,7 +45,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model = trained.model
     if not args.json:
         say_float_layers(engine.name, notes)
-    result: dict[str, Any] = evaluate(model, data.test)
+    result: dict[str, Any] = evaluate(model.to(distributed.device()), data.test)
+    model.cpu()  # latency is the CPU's (batch 1)
     latency = measure_latency(model, trained.input_size, batch_size=1, repeats=args.repeats)
     label = args.model or trained.model_name
     result.update(model=label, data=spec, split="test",
@@ -83,5 +100,7 @@ def add_eval(sub) -> None:
         "`netshrink engines` lists them",
     )  # fmt: skip
     p.add_argument("--json", action="store_true")
+    add_device_flag(p, "where accuracy is measured: auto, cpu, cuda[:N] (dense engine only; "
+                    "latency is always the CPU's)")  # fmt: skip
     add_model_flag(p)
     p.set_defaults(func=cmd_eval)

@@ -7,7 +7,13 @@ import argparse
 import json
 from typing import Any
 
-from netshrink.cli.common import parse_input_size, positive_int, split_name
+from netshrink.cli.common import (
+    add_device_flag,
+    explicit_cuda,
+    parse_input_size,
+    positive_int,
+    split_name,
+)
 from netshrink.errors import NetshrinkError
 
 __all__ = ["add_datasets", "add_engines", "add_models", "add_profile"]
@@ -87,6 +93,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     if args.engine is not None and not args.latency:
         raise NetshrinkError("--engine times the model on an engine: it needs --latency")
+    if args.latency and explicit_cuda(args):
+        raise NetshrinkError(f"--device {args.device}: profile --latency times the CPU only")
     for flag, value in (("--batch-size", args.batch_size), ("--threads", args.threads)):
         if value is not None and not args.latency:
             raise NetshrinkError(f"{flag} sets how latency is measured: it needs --latency")
@@ -199,4 +207,7 @@ def add_profile(sub) -> None:
         "(onnxruntime, fused, auto, ...), side by side with dense PyTorch",
     )  # fmt: skip
     p.add_argument("--json", action="store_true")
+    add_device_flag(
+        p, "counting runs anywhere; --latency times the CPU (auto and cpu; cuda is refused)"
+    )
     p.set_defaults(func=cmd_profile)

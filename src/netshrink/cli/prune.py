@@ -7,6 +7,7 @@ import json
 
 from netshrink.cli.common import (
     TRUST_HELP,
+    add_device_flag,
     add_train_flags,
     non_negative_int,
     positive_int,
@@ -21,6 +22,7 @@ __all__ = ["add_dsd", "add_sensitivity"]
 def cmd_sensitivity(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from netshrink import distributed
     from netshrink.atomic import atomic_write_text, ensure_dir
     from netshrink.prune import (
         plot_sensitivity,
@@ -39,7 +41,9 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     max_drop = args.max_drop / 100  # the scan's accuracies are fractions
     refuse_existing(Path(args.out) / "sensitivity.json", args.overwrite)
     trained = load_trained(args.checkpoint)
+    trained.model.to(distributed.device())
     data = trained.load_data(args.data, limit=args.limit)
+    distributed.barrier()  # every rank has checked for an existing scan before rank 0 writes
     out = ensure_dir(Path(args.out))
     sparsities = {"sparsities": args.sparsities} if args.sparsities else {}
     result = sensitivity_scan(trained.model, lambda m: evaluate(m, data.val)["top1"], **sparsities)
@@ -106,6 +110,7 @@ def add_sensitivity(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--overwrite", action="store_true", help="replace a scan in DIR")
     p.add_argument("--model", metavar="SPEC", help=TRUST_HELP)
+    add_device_flag(p)
     p.set_defaults(func=cmd_sensitivity)
 
 
@@ -122,4 +127,5 @@ def add_dsd(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in DIR")
     p.add_argument("--model", metavar="SPEC", help=TRUST_HELP)
+    add_device_flag(p)
     p.set_defaults(func=cmd_dsd)

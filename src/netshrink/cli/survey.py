@@ -7,7 +7,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from netshrink.cli.common import given, positive_int
+from netshrink.cli.common import add_device_flag, given, positive_int
 
 __all__ = ["add_survey"]
 
@@ -117,4 +117,5 @@ def add_survey(sub) -> None:
     p.add_argument(
         "--quiet", action="store_true", help="print only errors and the paths of the report"
     )
+    add_device_flag(p)
     p.set_defaults(func=cmd_survey)

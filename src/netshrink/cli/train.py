@@ -7,6 +7,7 @@ from pathlib import Path
 
 from netshrink.cli.common import (
     add_binarize_flags,
+    add_device_flag,
     add_train_flags,
     binarize_config,
     train_config,
@@ -105,6 +106,7 @@ def add_train(sub) -> None:
     )
     add_binarize_flags(p)
     add_train_flags(p)
+    add_device_flag(p)
     p.set_defaults(func=cmd_train)
 
 
@@ -133,4 +135,5 @@ def add_distill(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_train_flags(p)
+    add_device_flag(p)
     p.set_defaults(func=cmd_distill)

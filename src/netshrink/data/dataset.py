@@ -48,6 +48,7 @@ class ImageSplit:
         generator: torch.Generator | None = None,
         augment: bool = False,
         with_index: bool = False,
+        shard: tuple[int, int] | None = None,
     ) -> Iterator[tuple[torch.Tensor, ...]]:
         """Yield ``(x, y)``: float32 (B, C, H, W) with x = (pixel / 255 - mean) / std, int64 (B,).
 
@@ -56,9 +57,16 @@ class ImageSplit:
         both from ``generator``, so a seeded generator gives the same batches every time.
         ``with_index`` yields ``(x, y, index)``: int64 (B,) positions of the images in the
         split, so per-image values computed once (a teacher's soft targets) can be looked up.
+        ``shard=(rank, world)`` yields this rank's contiguous slice of every global batch of
+        ``batch_size`` (images ``[b * rank // world, b * (rank + 1) // world)`` of a batch of
+        ``b``; possibly empty): the ranks' slices together are the unsharded batches, with
+        the same shuffle and the same augmentation (drawn for the whole global batch).
         """
         if batch_size < 1:
             raise NetshrinkError(f"batch size must be at least 1, got {batch_size}")
+        rank, world = shard if shard is not None else (0, 1)
+        if not 0 <= rank < world:
+            raise NetshrinkError(f"shard must be (rank, world) with 0 <= rank < world, got {shard}")
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else None
         # (pixel / 255 - mean) / std folded into one multiply-subtract.
@@ -75,6 +83,10 @@ class ImageSplit:
                 images, labels = self.images[index], self.labels[index]
             if augment:
                 images = random_translate(images, AUGMENT_MAX_SHIFT, generator)
+            if world > 1:
+                b = len(index)
+                lo, hi = b * rank // world, b * (rank + 1) // world
+                index, images, labels = index[lo:hi], images[lo:hi], labels[lo:hi]
             x = images.float().mul_(scale).sub_(shift)
             yield (x, labels, index) if with_index else (x, labels)
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from netshrink.data import Dataset, ImageSplit
 from netshrink.distill.loss import distillation_loss, soft_targets
 from netshrink.errors import NetshrinkError
-from netshrink.train import TrainConfig, TrainResult, evaluate, train
+from netshrink.train import TrainConfig, TrainResult, evaluate, model_device, train
 
 __all__ = ["DistillConfig", "Ensemble", "check_teachers", "distill", "teacher_targets"]
 
@@ -96,7 +96,7 @@ def check_teachers(
     for name, model in named:
         try:
             with torch.no_grad(), _eval_mode([model]):
-                out = model(x)
+                out = model(x.to(model_device(model)))
         except (RuntimeError, ValueError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise NetshrinkError(f"{name} cannot take {shape} inputs: {first}") from None
@@ -110,10 +110,14 @@ def check_teachers(
 def teacher_targets(
     teachers: Sequence[nn.Module], split: ImageSplit, temperature: float, batch_size: int = 256
 ) -> Tensor:
-    """Soft targets of the whole split, in split order: (N, K), computed once. The
-    teachers run as they are: put them in eval mode first (dropout off)."""
+    """Soft targets of the whole split, in split order: (N, K), computed once, on the
+    teachers' device. The teachers run as they are: put them in eval mode first (dropout
+    off). Under torchrun every rank computes them for the whole split (no communication;
+    the training shards look them up by their global positions)."""
+    where = model_device(teachers[0])
     chunks = [
-        soft_targets([t(x) for t in teachers], temperature) for x, _ in split.batches(batch_size)
+        soft_targets([t(x.to(where)) for t in teachers], temperature)
+        for x, _ in split.batches(batch_size)
     ]
     return torch.cat(chunks)
 
@@ -137,7 +141,8 @@ def distill(
     student's final metrics plus ``teacher_val_top1`` and ``teacher_test_top1``: the
     teachers' (ensemble's) accuracy on the same splits.
     """
-    teachers = list(teachers)
+    where = model_device(student)
+    teachers = [t.to(where) for t in teachers]  # the student's device
     check_teachers(teachers, data, student)
     with _eval_mode(teachers):  # dropout off; every teacher forward runs without gradients
         temperature, alpha = config.temperature, config.alpha

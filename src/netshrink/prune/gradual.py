@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from netshrink import distributed
 from netshrink.errors import NetshrinkError
 from netshrink.layer_patterns import compressible_layers
 from netshrink.prune.magnitude import PruneConfig, apply_masks_, compute_masks, resolve, set_masks_
@@ -94,5 +95,8 @@ class GradualPruner:
         on_schedule = (step - self.start_step) % self.frequency == 0 or step == self.end_step
         if self.start_step <= step <= self.end_step and on_schedule:
             settings = {name: ("sparsity", s) for name, s in self.sparsity_at(step).items()}
-            set_masks_(model, compute_masks(compressible_layers(model), settings))
+            new = compute_masks(compressible_layers(model), settings)
+            for mask in new.values():  # under torchrun: rank 0's masks on every rank
+                distributed.broadcast_(mask)
+            set_masks_(model, new)
         apply_masks_(model)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from netshrink import distributed
 from netshrink.data import Dataset
 from netshrink.errors import NetshrinkError
 from netshrink.layer_patterns import compressible_layers, match_patterns
@@ -184,7 +185,15 @@ def prune_(model: nn.Module, config: PruneConfig) -> dict[str, float]:
     the fraction of weights kept. Patterns and weights are checked before anything changes.
     """
     settings = resolve(model, config)
-    return set_masks_(model, compute_masks(compressible_layers(model), settings))
+    return set_masks_(model, _agreed(compute_masks(compressible_layers(model), settings)))
+
+
+def _agreed(new_masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Under torchrun, rank 0's masks on every rank. Each rank computed the same masks from
+    the same weights; the broadcast makes sure (a float tie could break differently)."""
+    for mask in new_masks.values():
+        distributed.broadcast_(mask)
+    return new_masks
 
 
 def apply_masks_(model: nn.Module) -> None:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from netshrink import distributed
 from netshrink.data import Dataset
 from netshrink.errors import NetshrinkError
 from netshrink.layer_patterns import compressible_layers, is_conv, match_patterns
@@ -143,9 +144,29 @@ def share_weights_(model: nn.Module, config: WeightSharingConfig) -> dict[str, S
         shared = cluster_weights(
             weight, bits, init=config.init, max_iter=config.max_iter, seed=config.seed
         )
+        if distributed.world_size() > 1:
+            shared = _agreed(name, shared)
         _install(layers[name], shared)
         result[name] = shared
     return result
+
+
+def _agreed(name: str, shared: SharedLayer) -> SharedLayer:
+    """Under torchrun, rank 0's codebook and codes on every rank. Every rank clustered the
+    same weights with the same seed, so they agree already; the broadcast makes sure."""
+    size = distributed.broadcast_(torch.tensor([len(shared.codebook)]))
+    if int(size) != len(shared.codebook):
+        raise NetshrinkError(
+            f"quantize: layer {name!r} got {len(shared.codebook)} centroids on rank "
+            f"{distributed.rank()} but {int(size)} on rank 0"
+        )
+    codebook = torch.from_numpy(np.array(shared.codebook, dtype=np.float32))
+    codes = torch.from_numpy(shared.codes.astype(np.int32))
+    distributed.broadcast_(codebook)
+    distributed.broadcast_(codes)
+    return SharedLayer(
+        shared.bits, codebook.numpy(), codes.numpy().astype(np.uint16), shared.inertia
+    )
 
 
 def load_shared_(model: nn.Module, layers: dict[str, SharedLayer]) -> None:

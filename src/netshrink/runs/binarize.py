@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from torch import nn
 
+from netshrink import distributed
 from netshrink.atomic import atomic_write_bytes, atomic_write_text, ensure_dir
 from netshrink.binarize import BinarizeConfig, binarize_
 from netshrink.data import Dataset, load_dataset
@@ -88,7 +89,7 @@ def finetune_binary(
     if describe:
         metadata = {**metadata, "metrics": dict(training.metrics), "binarize": resolved.to_dict()}
     blob = pack(
-        model.eval(),
+        model.cpu().eval(),  # the file is CPU data; the model stays on the CPU
         None,
         model_name=model_name,
         model_args=model_args,
@@ -136,10 +137,11 @@ def binarize_checkpoint(
     resolved = binarize_(model, config)  # checks before any output
     if on_resolved is not None:
         on_resolved(ckpt, resolved)
+    distributed.barrier()  # every rank has checked --out before rank 0 writes into it
     out = ensure_dir(Path(out_dir))
     float_metrics = evaluate(ckpt.build(), dataset.test)
     run = finetune_binary(
-        model,
+        model.to(distributed.device()),
         resolved,
         dataset,
         train_config,
@@ -168,4 +170,5 @@ def binarize_checkpoint(
     atomic_write_text(out / "config.yaml", yaml.safe_dump(saved, sort_keys=False))
     record = {"metrics": metrics, "history": run.training.history}
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=2))
+    distributed.barrier()  # rank 0's files exist before any rank goes on
     return CheckpointBinarizeRun(ckpt, run, float_metrics, out)

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from netshrink import distributed
 from netshrink.atomic import atomic_write_bytes, atomic_write_text, folder_lock
 from netshrink.binarize import is_binary
 from netshrink.data import Dataset, load_dataset, native_input_size
@@ -229,6 +230,7 @@ def _compress(
         record["metrics"] = _metrics(model, data)
         records.append(record)
         save(i + 1)
+    model.cpu()  # packing reads the tensors as NumPy arrays: CPU data
     if recipe.encode.float16:
         # Tensors stored raw lose precision in fp16: give the model exactly what the file
         # will hold, so the accuracy reported is the file's.
@@ -396,7 +398,8 @@ class _StageState:
 
     def finish(self) -> None:
         """The run's output is written: its saved stages are no longer needed."""
-        self.file.unlink(missing_ok=True)
+        if distributed.is_main():  # rank 0's file: the other ranks never wrote one
+            self.file.unlink(missing_ok=True)
 
 
 def _restore_(model: nn.Module, saved: dict[str, Any]) -> None:
@@ -435,7 +438,7 @@ def _holding(folder: Path) -> Iterator[_StageState]:
         try:
             yield state
         finally:
-            if not state.file.exists():
+            if distributed.is_main() and not state.file.exists():
                 shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -547,6 +550,10 @@ def compress_run(
     def record(result: CompressResult) -> None:
         save_compress_record(path.with_suffix(""), recipe, result)
 
-    return _compress_saving(
+    trained.model.to(distributed.device())
+    distributed.barrier()  # every rank has checked its input before rank 0 writes
+    result = _compress_saving(
         trained.model, recipe, source.data, resume_folder(path), resume, extra, kwargs, record
     )
+    distributed.barrier()  # rank 0's file and record exist before any rank reads them
+    return result

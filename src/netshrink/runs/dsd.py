@@ -15,6 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
+from netshrink import distributed
 from netshrink.atomic import atomic_write_text, ensure_dir
 from netshrink.data import Dataset
 from netshrink.nsz import binarize_header
@@ -74,8 +75,11 @@ def dsd_checkpoint(
     refuse_existing(Path(out_dir) / "model.pt", overwrite)
     trained = load_trained(path)
     dataset = trained.load_data(data, limit=limit)
+    distributed.barrier()  # every rank has checked --out before rank 0 writes into it
     out = ensure_dir(Path(out_dir))
-    run = dsd_run(trained.model, dataset, config, train_config, progress=progress)
+    run = dsd_run(
+        trained.model.to(distributed.device()), dataset, config, train_config, progress=progress
+    )
     saved = {"train": train_config.to_dict(), "dsd": config.to_dict()}
     if binarize_header(run.model):  # a binary network stays binary
         saved["binarize"] = binarize_header(run.model)
@@ -87,4 +91,5 @@ def dsd_checkpoint(
     before = {f"test_{k}": v for k, v in run.before.items()}
     record = {"before": before, "dsd": run.result.to_dict(), "config": config.to_dict()}
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=2, default=str))
+    distributed.barrier()  # rank 0's files exist before any rank goes on
     return trained, run

@@ -19,6 +19,7 @@ import torch
 import yaml
 from torch import nn
 
+from netshrink import distributed
 from netshrink.atomic import atomic_write_text, ensure_dir
 from netshrink.binarize import BinarizeConfig, binarize_
 from netshrink.data import Dataset, load_dataset, native_input_size
@@ -255,6 +256,7 @@ def train_run(
             return RunResult(previous, out, reused=True)
         model.load_state_dict(previous.state_dict)
         resume_state = previous.train_state
+    model.to(distributed.device())  # --device (CPU unless set); checkpoints are CPU copies
 
     written = resolved
     if teacher_models:  # the paths are for the reader; runs are matched on the SHA-256
@@ -262,6 +264,7 @@ def train_run(
         written = {**resolved, "distill": {**resolved["distill"], "teacher_paths": paths}}
     # a reuse by another version, or by changed code, retrains
     written = {**written, VERSION_KEY: __version__, SOURCES_KEY: sources_digest()}
+    distributed.barrier()  # every rank has read --out before rank 0 writes into it
     atomic_write_text(out / "config.yaml", yaml.safe_dump(written, sort_keys=False))
 
     def save_epoch(state: dict[str, Any]) -> None:
@@ -296,4 +299,5 @@ def train_run(
     atomic_write_text(
         out / "metrics.json", json.dumps({"metrics": metrics, "history": result.history}, indent=2)
     )
+    distributed.barrier()  # rank 0's files exist before any rank goes on
     return RunResult(final, out, reused=False)
