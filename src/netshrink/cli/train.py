@@ -10,6 +10,7 @@ from netshrink.cli.common import (
     add_device_flag,
     add_train_flags,
     binarize_config,
+    parse_input_size,
     train_config,
     xnor_order_note,
 )
@@ -32,6 +33,21 @@ def _training(args: argparse.Namespace):
     return config
 
 
+INPUT_HELP = (
+    "train at this input size (e.g. 3x224x224): the images are resized to it; default: the "
+    "data's own size, as the model takes it"
+)
+
+
+def _input(args: argparse.Namespace) -> tuple[int, int, int] | None:
+    if args.input is None:
+        return None
+    dims = parse_input_size(args.input)
+    if len(dims) != 3:
+        raise NetshrinkError(f"--input {args.input}: give CxHxW (e.g. 3x224x224)")
+    return dims
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from netshrink.models import parse_model_args
     from netshrink.runs.train import train_run
@@ -47,6 +63,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         limit=args.limit,
+        input_size=_input(args),
         progress=not args.quiet,
         binarize=binarize_config(args, args.binarize) if args.binarize else None,
     )
@@ -78,6 +95,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         limit=args.limit,
+        input_size=_input(args),
         progress=not args.quiet,
         teachers=args.teacher,
         distill_config=config,
@@ -98,6 +116,7 @@ def add_train(sub) -> None:
     p.add_argument("--data", default="mnist5k", metavar="SPEC", help="default: mnist5k")
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--input", metavar="CxHxW", help=INPUT_HELP)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -131,6 +150,7 @@ def add_distill(sub) -> None:
         "default 0.9)",
     )  # fmt: skip
     p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--input", metavar="CxHxW", help=INPUT_HELP)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -153,9 +153,12 @@ def train_run(
     binarize: BinarizeConfig | None = None,
     teachers: Sequence[str | os.PathLike[str]] = (),
     distill_config: DistillConfig | None = None,
+    input_size: tuple[int, int, int] | None = None,
 ) -> RunResult:
     """Train registry model ``model_name``; write model.pt, config.yaml, metrics.json to out_dir.
 
+    ``input_size`` (C, H, W) trains at that size (the data resized to it) instead of the
+    data's own; a model that cannot take it is an error.
     ``teachers`` (checkpoint or ``.nsz`` paths) make it a distillation run: the student
     learns from their averaged soft targets with ``distill_config`` (default
     :class:`DistillConfig`); teachers must take the student's input size and predict the
@@ -173,6 +176,9 @@ def train_run(
     """
     spec_text = data if isinstance(data, str) else data.spec
     native = native_input_size(spec_text) if isinstance(data, str) else data.input_size
+    asked = None if input_size is None else tuple(int(d) for d in input_size)
+    if asked is not None:  # the user's size: the data are brought to it
+        native = asked
     model_args = dict(model_args or {})
     if (
         binarize is not None
@@ -181,6 +187,11 @@ def train_run(
     ):
         model_args.setdefault("order", "xnor")
     args, input_size = resolve_model(model_name, native, model_args)
+    if asked is not None and asked != tuple(input_size):  # never train at another size
+        shown = "x".join(map(str, input_size))
+        raise NetshrinkError(
+            f"--input {'x'.join(map(str, asked))}: {model_name} takes {shown} inputs"
+        )
     if isinstance(data, Dataset) and data.input_size == input_size:
         dataset = data
     else:
