@@ -30,6 +30,7 @@ from netshrink.errors import NetshrinkError
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
+    "DEVICE_ENV",
     "all_reduce_sum",
     "barrier",
     "broadcast_",
@@ -45,6 +46,7 @@ __all__ = [
     "world_size",
 ]
 
+DEVICE_ENV = "NETSHRINK_DEVICE"  # a sweep trial's device (set by `netshrink sweep --device`)
 DEFAULT_TIMEOUT_S = 60.0  # joining and every collective; NETSHRINK_DIST_TIMEOUT overrides
 _DEVICE = torch.device("cpu")  # what the runs put models on (--device); see use_device
 

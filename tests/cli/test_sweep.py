@@ -49,3 +49,14 @@ def test_bad_sweeps_are_one_line_errors_and_write_nothing(capsys, tmp_path, argv
     code, _, err = run(capsys, "sweep", *argv, "--out", out)
     one_line_error(code, err, needle)
     assert not out.exists()
+
+
+def test_sweep_device_without_a_gpu_is_one_line_and_writes_nothing(capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = tmp_path / "never"
+    code, _, err = run(capsys, "sweep", "squeezenet", "--device", "cuda", "--out", out)
+    one_line_error(code, err, "--device cuda: no CUDA device")
+    assert not out.exists()

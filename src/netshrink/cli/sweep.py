@@ -11,8 +11,19 @@ __all__ = ["add_sweep"]
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    import os
+
+    from netshrink import distributed
     from netshrink.cli.common import given
+    from netshrink.errors import NetshrinkError
     from netshrink.sweep import SweepConfig, parse_params, render_text, run_sweep
+
+    if args.device is not None:
+        device = distributed.resolve_device(args.device)  # one line if there is no such device
+        if device.type != "cpu" and args.backend == "ray":
+            raise NetshrinkError(f"--device {args.device}: the ray backend runs trials on CPUs")
+        # Each trial is a process of its own: it reads the device from its environment.
+        os.environ[distributed.DEVICE_ENV] = str(device)
 
     settings = given(args, {"seeds": "seeds", "data": "data", "epochs": "epochs", "limit": "limit"})
     config = SweepConfig(
@@ -68,4 +79,8 @@ def add_sweep(sub) -> None:
         help="the Ray cluster's head (with --backend ray; default: a local Ray instance)",
     )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
+    p.add_argument(
+        "--device", metavar="DEVICE",
+        help="where each trial trains: auto, cpu (the default), cuda or cuda:N (local backend)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_sweep)

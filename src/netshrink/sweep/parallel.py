@@ -211,6 +211,8 @@ def _run_trial(
     or a one-line error.txt (False). Both engines' workers run this."""
     import torch
 
+    from netshrink import distributed
+
     torch.set_num_threads(threads)
     with contextlib.suppress(ImportError):
         import numba
@@ -218,6 +220,7 @@ def _run_trial(
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     start = time.perf_counter()
     try:
+        distributed.use_device(os.environ.get(distributed.DEVICE_ENV) or "cpu")
         module, _, name = fn.partition(":")
         result = getattr(importlib.import_module(module), name)(trial_dir=Path(trial_dir), **kwargs)
         if not isinstance(result, dict):
