@@ -42,13 +42,13 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
     from netshrink.atomic import ensure_dir
     from netshrink.nsz import render_report
+    from netshrink.runs.checkpoint import refuse_existing
     from netshrink.runs.compress import STATE_FILE, check_recipe, compress_run, resume_folder
     from netshrink.runs.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)
     out = Path(args.out)
-    if out.exists() and not args.overwrite:  # with --resume too: it is the same command
-        raise NetshrinkError(f"{out} exists: pass --overwrite to replace it")
+    refuse_existing(out, args.overwrite)  # with --resume too: it is the same command
     ensure_dir(out.parent)
     source = _source(args)
     check_recipe(source.trained.model, recipe)
@@ -103,6 +103,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_unpack(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from netshrink.runs.checkpoint import refuse_existing
     from netshrink.runs.load import unpack_to_checkpoint
 
     out = Path(args.out)
@@ -110,8 +111,7 @@ def cmd_unpack(args: argparse.Namespace) -> int:
         raise NetshrinkError(
             f"--out {out}: unpack writes a checkpoint (MODEL.pt), not {out.suffix}"
         )
-    if out.exists() and not args.overwrite:
-        raise NetshrinkError(f"{out} exists: pass --overwrite to replace it")
+    refuse_existing(out, args.overwrite)
     skeleton = model_skeleton(args, args.file)
     named = None if skeleton is None else (args.model, args.arg)
     ckpt = unpack_to_checkpoint(args.file, args.out, model=skeleton, named=named)

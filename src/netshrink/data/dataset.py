@@ -10,9 +10,32 @@ import torch
 from netshrink.data.transforms import random_translate
 from netshrink.errors import NetshrinkError
 
-__all__ = ["AUGMENT_MAX_SHIFT", "ImageSplit", "Dataset"]
+__all__ = ["AUGMENT_MAX_SHIFT", "ImageSplit", "Dataset", "check_shard", "normalize", "shard_slice"]
 
 AUGMENT_MAX_SHIFT = 2  # pixels; small enough that a digit never leaves a 28x28 frame
+
+
+def check_shard(shard: tuple[int, int] | None) -> tuple[int, int]:
+    """``(rank, world)`` of a ``shard`` argument; ``(0, 1)`` for None (no sharding)."""
+    rank, world = shard if shard is not None else (0, 1)
+    if not 0 <= rank < world:
+        raise NetshrinkError(f"shard must be (rank, world) with 0 <= rank < world, got {shard}")
+    return rank, world
+
+
+def shard_slice(size: int, rank: int, world: int) -> slice:
+    """Rank ``rank``'s contiguous part of a batch of ``size`` split ``world`` ways:
+    ``[size * rank // world, size * (rank + 1) // world)``; a rank may get none (a last
+    batch smaller than ``world``). Every split's ``batches(shard=...)`` slices by this."""
+    return slice(size * rank // world, size * (rank + 1) // world)
+
+
+def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]):
+    """uint8 (B, C, H, W) -> float32 ``(pixel / 255 - mean) / std``, folded into one
+    multiply-subtract."""
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    shift = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) / std_t
+    return images.float().mul_(1.0 / (255.0 * std_t)).sub_(shift)
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensor fields with == is ambiguous
@@ -64,15 +87,9 @@ class ImageSplit:
         """
         if batch_size < 1:
             raise NetshrinkError(f"batch size must be at least 1, got {batch_size}")
-        rank, world = shard if shard is not None else (0, 1)
-        if not 0 <= rank < world:
-            raise NetshrinkError(f"shard must be (rank, world) with 0 <= rank < world, got {shard}")
+        rank, world = check_shard(shard)
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else None
-        # (pixel / 255 - mean) / std folded into one multiply-subtract.
-        std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
-        scale = 1.0 / (255.0 * std)
-        shift = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1) / std
         for start in range(0, n, batch_size):
             if order is None:
                 index = torch.arange(start, min(start + batch_size, n))
@@ -84,10 +101,9 @@ class ImageSplit:
             if augment:
                 images = random_translate(images, AUGMENT_MAX_SHIFT, generator)
             if world > 1:
-                b = len(index)
-                lo, hi = b * rank // world, b * (rank + 1) // world
-                index, images, labels = index[lo:hi], images[lo:hi], labels[lo:hi]
-            x = images.float().mul_(scale).sub_(shift)
+                part = shard_slice(len(index), rank, world)
+                index, images, labels = index[part], images[part], labels[part]
+            x = normalize(images, self.mean, self.std)
             yield (x, labels, index) if with_index else (x, labels)
 
 

@@ -280,6 +280,16 @@ class _FolderScan:
     size: tuple[int, int]  # (H, W): the most common size, ties to the first seen
 
 
+def _image_header(path: Path) -> tuple[int, int, str]:
+    """(height, width, mode) of an image, from its header (the pixels are not decoded)."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            return height, width, image.mode
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise _image_error(path, error) from error
+
+
 def _image_error(path: Path, error: Exception) -> NetshrinkError:
     return NetshrinkError(f"folder: {path}: cannot read image ({error})")
 
@@ -299,12 +309,8 @@ def _scan_image_folder(directory: Path) -> _FolderScan:
         if not images:
             raise NetshrinkError(f"folder: {class_dir}: no PNG/JPEG images")
         for path in images:
-            try:
-                with Image.open(path) as image:
-                    width, height = image.size
-                    modes.add(image.mode)
-            except (OSError, ValueError, Image.DecompressionBombError) as error:
-                raise _image_error(path, error) from error
+            height, width, mode = _image_header(path)
+            modes.add(mode)
             sizes[(height, width)] += 1
             paths.append(path)
             labels.append(label)
@@ -598,12 +604,7 @@ def image_files_input_size(directory: Path, sample: int = 1000) -> tuple[int, in
     files = scan_image_files(directory).pool.reader
     sizes, modes = Counter(), set()
     for i in np.unique(np.linspace(0, len(files) - 1, min(sample, len(files))).round()):
-        path = files.path(int(i))
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-                modes.add(image.mode)
-        except (OSError, ValueError, Image.DecompressionBombError) as error:
-            raise _image_error(path, error) from error
+        height, width, mode = _image_header(files.path(int(i)))
+        modes.add(mode)
         sizes[(height, width)] += 1
     return (1 if modes <= set(GRAYSCALE_MODES) else 3, *sizes.most_common(1)[0][0])

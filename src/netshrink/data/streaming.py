@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 from torch.utils.data import Dataset as TorchDataset
 
-from netshrink.data.dataset import AUGMENT_MAX_SHIFT
+from netshrink.data.dataset import AUGMENT_MAX_SHIFT, check_shard, normalize, shard_slice
 from netshrink.data.readers import ImageFiles, MemmapImages
 from netshrink.data.transforms import (
     channel_histograms,
@@ -70,21 +70,6 @@ class Split(Protocol):
 def default_workers() -> int:
     """DataLoader worker processes by default: min(4, CPUs this process may run on)."""
     return min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-
-
-def shard_slice(size: int, rank: int, world: int) -> slice:
-    """Rank ``rank``'s contiguous part of a batch of ``size`` split ``world`` ways:
-    ``[size * rank // world, size * (rank + 1) // world)``, as ``ImageSplit.batches``
-    slices it; a rank may get none (a last batch smaller than ``world``)."""
-    return slice(size * rank // world, size * (rank + 1) // world)
-
-
-def _check_shard(shard: tuple[int, int] | None) -> None:
-    if shard is None:
-        return
-    rank, world = shard
-    if not 0 <= rank < world:
-        raise NetshrinkError(f"shard must be (rank, world) with 0 <= rank < world, got {shard}")
 
 
 class SplitImages(TorchDataset):
@@ -243,7 +228,7 @@ class StreamingSplit:
         """
         if batch_size < 1:
             raise NetshrinkError(f"batch size must be at least 1, got {batch_size}")
-        _check_shard(shard)
+        check_shard(shard)
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         global_batches = order.split(batch_size) if n else ()  # split() of empty gives one
@@ -253,10 +238,6 @@ class StreamingSplit:
         local_batches = [batch[part] for batch, part in zip(global_batches, parts, strict=True)]
         to_read = [batch for batch in local_batches if len(batch)]
         loaded = iter(_loader(self.items, to_read, self.num_workers) if to_read else ())
-        # (pixel / 255 - mean) / std folded into one multiply-subtract, as ImageSplit does.
-        std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
-        scale = 1.0 / (255.0 * std)
-        shift = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1) / std
         for global_batch, part, index in zip(global_batches, parts, local_batches, strict=True):
             if len(index):
                 images = next(loaded)
@@ -266,5 +247,5 @@ class StreamingSplit:
             if augment:
                 top, left = random_shifts(len(global_batch), AUGMENT_MAX_SHIFT, generator)
                 images = translate(images, top[part], left[part], AUGMENT_MAX_SHIFT)
-            x = images.float().mul_(scale).sub_(shift)
+            x = normalize(images, self.mean, self.std)
             yield (x, labels, index) if with_index else (x, labels)
