@@ -35,6 +35,7 @@ __all__ = [
     "LossFn",
     "TrainConfig",
     "TrainResult",
+    "dead_classes",
     "evaluate",
     "make_optimizer",
     "model_device",
@@ -58,6 +59,10 @@ class TrainConfig:
     gamma: float = 0.1  # decay factor for schedule="step"
     augment: bool = False
     seed: int = 0
+    # Linear learning-rate warm-up over the first warmup_epochs (per step, from lr / steps
+    # up to the schedule's rate), then the schedule; 0: none.
+    warmup_epochs: int = 0
+    clip_grad_norm: float = 0.0  # clip the gradients' global L2 norm to this; 0: no clipping
 
     def __post_init__(self) -> None:
         def integer(key: str, low: int, high: int) -> None:
@@ -81,6 +86,11 @@ class TrainConfig:
         integer("epochs", 0, 1_000_000)
         integer("batch_size", 1, 2**31 - 1)
         integer("step_size", 1, 1_000_000)
+        integer("warmup_epochs", 0, 1_000_000)
+        if self.warmup_epochs > self.epochs:
+            raise NetshrinkError(
+                f"warmup_epochs ({self.warmup_epochs}) must not exceed epochs ({self.epochs})"
+            )
         if self.optimizer not in ("sgd", "adam"):
             raise NetshrinkError(f"unknown optimizer {self.optimizer!r} (sgd, adam)")
         if self.schedule not in ("cosine", "step", "constant"):
@@ -89,6 +99,7 @@ class TrainConfig:
         real("momentum", 0.0, 1.0)
         real("weight_decay", 0.0, math.inf)
         real("gamma", 0.0, math.inf, low_open=True)
+        real("clip_grad_norm", 0.0, math.inf)
         if not isinstance(self.augment, bool):
             raise NetshrinkError(f"augment must be true or false, got {self.augment!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -328,7 +339,18 @@ def train(
                 (loss * (len(y) * world / batch)).backward()
             else:
                 loss.backward()
-            opt.step()
+            if config.clip_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
+            warm = _warmup_factor(config, epoch, step, steps)
+            if warm < 1.0:
+                scheduled = [group["lr"] for group in opt.param_groups]
+                for group in opt.param_groups:
+                    group["lr"] *= warm
+                opt.step()
+                for group, lr in zip(opt.param_groups, scheduled, strict=True):
+                    group["lr"] = lr  # the schedule's own state stays as it was
+            else:
+                opt.step()
             if after_step is not None:
                 after_step(model)
             if len(y):
@@ -359,6 +381,32 @@ def train(
         recalibrate_batchnorm(model, data.train)
     metrics = _final_metrics(model, data)
     return TrainResult(metrics, history, time.perf_counter() - started)
+
+
+@torch.no_grad()
+def dead_classes(model: nn.Module, split: ImageSplit, batch_size: int = 256) -> list[int]:
+    """The classes whose output is exactly 0 on every image of ``split``: a final ReLU
+    that died for them (SqueezeNet's conv10 → ReLU), so the network never predicts them
+    and no gradient revives them. The model's mode is kept."""
+    was_training = model.training
+    model.eval()
+    where = model_device(model)
+    alive: torch.Tensor | None = None
+    try:
+        for x, _ in split.batches(batch_size):
+            nonzero = (model(x.to(where)) != 0).any(dim=0).cpu()
+            alive = nonzero if alive is None else alive | nonzero
+    finally:
+        model.train(was_training)
+    return [] if alive is None else [int(c) for c in torch.nonzero(~alive).flatten()]
+
+
+def _warmup_factor(config: TrainConfig, epoch: int, step: int, steps: int) -> float:
+    """The fraction of the scheduled rate at this step: (k + 1) / K over the first K steps
+    of warm-up, then 1."""
+    total = config.warmup_epochs * steps
+    done = epoch * steps + step
+    return 1.0 if done >= total else (done + 1) / total
 
 
 def _empty_step_loss(net: nn.Module, x: torch.Tensor) -> torch.Tensor:

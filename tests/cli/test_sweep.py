@@ -38,7 +38,7 @@ def test_squeezenet_sweep_writes_table_plot_and_reuses_finished_trials(capsys, t
         (["squeezenet", "--param", "squeeze=0.5"], "unknown sweep parameter 'squeeze'"),
         (["squeezenet", "--param", "squeeze_ratio="], "'squeeze_ratio' has an empty value list"),
         (["squeezenet", "--param", "pct3x3=0.5,1.5"], "pct3x3 must lie in (0, 1)"),
-        (["resnet"], "unknown sweep study 'resnet' (known: squeezenet, distill)"),
+        (["resnet"], "unknown sweep study 'resnet' (known: squeezenet, distill, deep-compression)"),
         (["distill", "--param", "temperature=0"], "temperature must be > 0"),
         (["distill", "--param", "alpha=2"], "alpha must lie in [0, 1], got 2.0"),
         # --jobs 0, --seeds 0: usage errors of the parser (tests/cli/test_options.py)

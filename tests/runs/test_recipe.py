@@ -84,12 +84,66 @@ def test_recipe_maps_onto_the_api_configs():
         ([{"quantize": {}}, {"prune": {}}], "before quantize"),
         ([{"distill": {}}], "distill"),
         ([], "non-empty"),
+        (
+            [{"prune": {"sparsity": {"fc1": 0.5}, "final_retrain": {"epochs": 2}}}],
+            "final_retrain needs retrain",
+        ),
+        (
+            [
+                {
+                    "prune": {
+                        "sparsity": {"fc1": 0.5},
+                        "retrain": {"epochs": 1},
+                        "final_retrain": {"epoch": 2},
+                    }
+                }
+            ],
+            "final_retrain",
+        ),
+        (
+            [{"prune": {"sparsity": {"fc1": 0.5}, "retrain": {"epochs": 1}, "final_retrain": [2]}}],
+            "final_retrain",
+        ),
     ],
 )
 def test_bad_recipes_get_one_line_errors_naming_the_key(stages, needle):
     with pytest.raises(NetshrinkError, match=needle) as info:
         parse_recipe({"stages": stages})
     assert "\n" not in str(info.value)
+
+
+def test_the_last_round_retrains_with_final_retrain(monkeypatch):
+    """Rounds 1..n-1 retrain with ``retrain``, round n with ``final_retrain``; it round-trips."""
+    from netshrink.data import load_dataset
+    from netshrink.runs import compress as compress_module
+
+    recipe = parse_recipe(
+        {
+            "stages": [
+                {
+                    "prune": {
+                        "sparsity": {"fc*": 0.5},
+                        "rounds": 3,
+                        "retrain": {"epochs": 1, "lr": 1e-3},
+                        "final_retrain": {"epochs": 2, "lr": 5e-4, "augment": True},
+                    }
+                },
+            ]
+        }
+    )
+    assert parse_recipe(yaml.safe_load(recipe.to_yaml())).to_dict() == recipe.to_dict()
+    seen = []
+    real_train = compress_module.train
+
+    def spy(model, data, config, **kwargs):
+        seen.append((config.epochs, config.lr, config.augment))
+        return real_train(model, data, config, **kwargs)
+
+    monkeypatch.setattr(compress_module, "train", spy)
+    data = load_dataset("digits", input_size=(1, 28, 28), seed=0, limit=120)
+    model = create("lenet300_100", num_classes=10, in_chans=1)
+    compress(model, recipe, data, progress=False)
+    assert seen == [(1, 1e-3, False), (1, 1e-3, False), (2, 5e-4, True)]
 
 
 def test_a_pattern_matching_no_layer_is_named_before_any_work():

@@ -180,6 +180,8 @@ TRAIN_FIELDS = {
         "schedule",
         "augment",
         "seed",
+        "warmup_epochs",
+        "clip_grad_norm",
     )
 }
 
@@ -196,6 +198,12 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
         "--augment", action="store_true", default=None, help="light augmentation (±2 px shifts)"
     )
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--warmup-epochs", type=int, metavar="N", help="linear learning-rate warm-up (epochs)"
+    )
+    p.add_argument(
+        "--clip-grad-norm", type=float, metavar="X", help="clip the gradients' L2 norm to X"
+    )
     p.add_argument("--limit", type=positive_int, help="use at most N images (stratified)")
 
 

@@ -16,6 +16,7 @@ FIELDS = {
     "data": "data",
     "out": "out",
     "seed": "seed",
+    "seeds": "seeds",
     "epochs": "epochs",
     "limit": "limit",
     "latency_repeats": "repeats",
@@ -108,6 +109,11 @@ def add_survey(sub) -> None:
         help="a smoke test, not results: 1 epoch on 1200 images (about 2.5 minutes on 2 cores)",
     )
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--seeds", type=positive_int, metavar="N",
+        help="seeds of the rows that fit the time budget (LeNet-5, MLPs; mean ± sd): "
+        "default 3, 1 with --quick",
+    )  # fmt: skip
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--limit", type=positive_int, help="use at most N images")
     p.add_argument("--repeats", type=positive_int, help="latency repeats per model")

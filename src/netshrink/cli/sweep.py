@@ -54,18 +54,24 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def add_sweep(sub) -> None:
     p = sub.add_parser(
-        "sweep", help="a study's trials in parallel: SqueezeNet design space, distillation"
+        "sweep", help="a study's trials in parallel: SqueezeNet, distillation, Deep Compression"
     )
-    p.add_argument("study", metavar="STUDY", help="squeezenet or distill")
+    p.add_argument("study", metavar="STUDY", help="squeezenet, distill or deep-compression")
     p.add_argument(
         "--param", action="append", default=[], metavar="NAME=V1,V2,...",
         help="values of one parameter (repeatable; the grid is their Cartesian product)",
     )  # fmt: skip
     p.add_argument(
-        "--seeds", type=positive_int, help="seeds per configuration (squeezenet 1, distill 3)"
+        "--seeds",
+        type=positive_int,
+        help="seeds per configuration (squeezenet 1, distill 3, deep-compression 5)",
     )
     p.add_argument("--data", metavar="SPEC", help="default: mnist5k")
-    p.add_argument("--epochs", type=positive_int, help="training epochs (squeezenet 6, distill 30)")
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        help="training epochs (squeezenet 6, distill 30; deep-compression baselines 10 and 20)",
+    )
     p.add_argument("--limit", type=positive_int, help="use at most N images (stratified)")
     p.add_argument("--jobs", type=positive_int, help="trials run at once (default: one per core)")
     p.add_argument("--out", metavar="DIR", help="default: runs/sweep/STUDY")

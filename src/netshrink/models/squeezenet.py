@@ -36,6 +36,12 @@ unit-variance step of Mishkin & Matas 2016 ("All you need is a good init"), data
 (inputs are normalised per channel, so noise stands in for data) and without their
 orthonormal start. Weights keep their Kaiming directions; only their scales change.
 
+Shortcut re-scaling (``bypass_scale``, default 1: the paper): a Fire module with a bypass
+returns ``bypass_scale * (fire(x) + shortcut(x))``. With 1/√2 two unit-variance,
+uncorrelated branches sum to unit variance again, so activations no longer grow from
+module to module without BatchNorm (the normaliser-free residual scaling of e.g. Brock et
+al. 2021, applied to SqueezeNet's shortcuts); it adds no parameters.
+
 Small inputs (``small_input=True``): conv1 becomes 3x3/1 with padding 1 and the same
 filters; the three pools stay, so 28x28 runs the Fire modules at 14, 7 and 4 px (a quarter
 of their ImageNet sides). A map too small for a layer's window raises ``ValueError``.
@@ -103,9 +109,18 @@ class Fire(nn.Module):
     """
 
     def __init__(
-        self, in_chans: int, s1x1: int, e1x1: int, e3x3: int, bypass: str = "none"
+        self,
+        in_chans: int,
+        s1x1: int,
+        e1x1: int,
+        e3x3: int,
+        bypass: str = "none",
+        bypass_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        if not (math.isfinite(bypass_scale) and bypass_scale > 0):
+            raise ValueError(f"bypass_scale must be a positive number, got {bypass_scale}")
+        self.bypass_scale = float(bypass_scale)
         out_chans = e1x1 + e3x3
         if bypass == "identity" and in_chans != out_chans:
             raise ValueError(
@@ -136,6 +151,8 @@ class Fire(nn.Module):
         )  # (B, e1x1 + e3x3, H, W)
         if self.bypass is not None:
             out = out + self.bypass(x)  # residual over the Fire module (§6)
+            if self.bypass_scale != 1.0:
+                out = out * self.bypass_scale
         return out
 
 
@@ -150,6 +167,7 @@ class SqueezeNet(nn.Module):
         small_input: bool = False,
         bypass: str = "none",
         init: str = "kaiming",
+        bypass_scale: float = 1.0,
         **metaparameters: float,
     ) -> None:
         super().__init__()
@@ -157,6 +175,8 @@ class SqueezeNet(nn.Module):
             raise ValueError(f"bypass must be one of {BYPASS_MODES}, got {bypass!r}")
         if init not in INIT_MODES:
             raise ValueError(f"init must be one of {INIT_MODES}, got {init!r}")
+        if bypass == "none" and bypass_scale != 1.0:
+            raise ValueError(f"bypass_scale={bypass_scale} scales shortcuts: it needs a bypass")
         self.name, self.small_input = f"squeezenet{version}", small_input
         if version == "1_0":
             conv1_chans, kernel, pool_after = 96, 7, ("conv1", "fire4", "fire8")
@@ -179,7 +199,8 @@ class SqueezeNet(nn.Module):
                 mode = "identity"
             elif bypass == "complex":
                 mode = "conv"
-            layers.append((f"fire{i}", Fire(chans, s1x1, e1x1, e3x3, bypass=mode)))
+            fire = Fire(chans, s1x1, e1x1, e3x3, bypass=mode, bypass_scale=bypass_scale)
+            layers.append((f"fire{i}", fire))
             if f"fire{i}" in pool_after:
                 layers.append((f"pool{i}", nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)))
             chans = out_chans
@@ -254,6 +275,7 @@ def squeezenet1_0(
     small_input: bool = False,
     bypass: str = "none",
     init: str = "kaiming",
+    bypass_scale: float = 1.0,
     base_e: int = 128,
     incr_e: int = 128,
     pct3x3: float = 0.5,
@@ -275,6 +297,7 @@ def squeezenet1_1(
     small_input: bool = False,
     bypass: str = "none",
     init: str = "kaiming",
+    bypass_scale: float = 1.0,
     base_e: int = 128,
     incr_e: int = 128,
     pct3x3: float = 0.5,

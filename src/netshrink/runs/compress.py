@@ -213,7 +213,7 @@ def _compress(
                 for r in range(first, stage.rounds + 1):
                     prune_(model, stage.config.scaled(r / stage.rounds))
                     desc = f"prune {r}/{stage.rounds}" if stage.rounds > 1 else "prune"
-                    train(model, data, stage.retrain, progress=progress,
+                    train(model, data, stage.retraining(r), progress=progress,
                           after_step=apply_masks_, desc=desc)  # fmt: skip
                     if r < stage.rounds:
                         save(i, r + 1)

@@ -8,6 +8,7 @@ A recipe maps one-to-one onto the configs of the Python API::
           sparsity: {conv1: 0.34, conv2: 0.88, fc1: 0.92, fc2: 0.81}
           rounds: 2                  # iterative pruning: r/rounds of the target per round
           retrain: {epochs: 4, lr: 0.0005}   # TrainConfig fields; absent: no retraining
+          final_retrain: {epochs: 8, lr: 0.0005}  # the last round's; absent: retrain's
       - quantize:                    # WeightSharingConfig fields, plus finetune
           conv_bits: 8
           fc_bits: 5
@@ -75,6 +76,9 @@ class PruneStage:
     config: PruneConfig
     rounds: int = 1
     retrain: TrainConfig | None = None
+    # The last round's retraining (at the final sparsity, where the network has the most
+    # to recover); None: ``retrain``'s.
+    final_retrain: TrainConfig | None = None
 
     def __post_init__(self) -> None:
         rounds = self.rounds
@@ -82,6 +86,14 @@ class PruneStage:
             raise NetshrinkError(
                 f"prune: rounds must be an integer in 1..{MAX_ROUNDS}, got {_show(rounds)}"
             )
+        if self.final_retrain is not None and self.retrain is None:
+            raise NetshrinkError("prune: final_retrain needs retrain (the other rounds')")
+
+    def retraining(self, round_: int) -> TrainConfig | None:
+        """The retraining after pruning round ``round_`` (1-based) of :attr:`rounds`."""
+        if round_ == self.rounds and self.final_retrain is not None:
+            return self.final_retrain
+        return self.retrain
 
 
 @dataclass
@@ -115,6 +127,8 @@ class Recipe:
             body = _fields(stage.config)
             if isinstance(stage, PruneStage):
                 body.update(rounds=stage.rounds, retrain=_fields(stage.retrain))
+                if stage.final_retrain is not None:
+                    body["final_retrain"] = _fields(stage.final_retrain)
                 stages.append({"prune": body})
             elif isinstance(stage, QuantizeStage):
                 body["finetune"] = _fields(stage.finetune)
@@ -266,8 +280,12 @@ def parse_recipe(data: Any) -> Recipe:
         if kind == "prune":
             rounds = body.pop("rounds", 1)
             retrain = _train_config(body.pop("retrain", None), f"{where}.prune.retrain")
-            config = _build(PruneConfig, body, f"{where}.prune", ("retrain", "rounds"))
-            stages.append(_stage(PruneStage, where, config=config, rounds=rounds, retrain=retrain))
+            final = _train_config(body.pop("final_retrain", None), f"{where}.prune.final_retrain")
+            config = _build(
+                PruneConfig, body, f"{where}.prune", ("retrain", "final_retrain", "rounds")
+            )
+            stages.append(_stage(PruneStage, where, config=config, rounds=rounds,
+                                 retrain=retrain, final_retrain=final))  # fmt: skip
         elif kind == "quantize":
             if any(isinstance(s, QuantizeStage) for s in stages):
                 raise NetshrinkError(f"recipe: {where}: only one quantize stage is allowed")

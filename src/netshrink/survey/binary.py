@@ -133,6 +133,7 @@ for _net, (_label, _, _) in NETWORKS.items():
             targets_speed=False,
             baseline=_float_key(_net),
             run=_run_float(_net),
+            multi_seed=_net == "lenet5",  # Small VGG's three rows cost 80 s per seed
         )
     )
     for _mode, _name in MODES.items():
@@ -144,5 +145,6 @@ for _net, (_label, _, _) in NETWORKS.items():
                 targets_speed=_mode == "xnor",
                 baseline=_float_key(_net),
                 run=_run_binary(_net, _mode),
+                multi_seed=_net == "lenet5",
             )
         )

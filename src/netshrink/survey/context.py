@@ -4,7 +4,7 @@ results shared between entries, and a place for its figures."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,6 +39,7 @@ class SurveyConfig:
     table1: bool = True  # classic models at ImageNet shape
     onnx: bool = True  # the onnxruntime latency column (each row exported to ONNX)
     only: tuple[str, ...] = ()  # entry keys; empty: all
+    seeds: int | None = None  # seeds of the multi-seed rows; None: 3 (full) or 1 (quick)
 
     def __post_init__(self) -> None:
         self.batch_sizes = tuple(self.batch_sizes)
@@ -49,10 +50,23 @@ class SurveyConfig:
             raise NetshrinkError(f"--limit must be >= 50 images, got {self.limit}")
         if not 0 <= self.seed < 2**32:
             raise NetshrinkError(f"--seed must be in [0, 2**32), got {self.seed}")
+        if self.seeds is not None and not 1 <= self.seeds <= 100:
+            raise NetshrinkError(f"--seeds must be in [1, 100], got {self.seeds}")
+        if self.seed + self.seed_count > 2**32:
+            raise NetshrinkError(f"--seed {self.seed} leaves no room for {self.seed_count} seeds")
 
     @property
     def train_epochs(self) -> int:
         return self.epochs or (1 if self.quick else FULL_EPOCHS)
+
+    @property
+    def seed_count(self) -> int:
+        return self.seeds or (1 if self.quick else 3)
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The multi-seed rows' seeds: ``seed`` (every row's) first, then the next ones."""
+        return [self.seed + k for k in range(self.seed_count)]
 
     @property
     def image_limit(self) -> int | None:
@@ -64,7 +78,8 @@ class SurveyConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out.update(train_epochs=self.train_epochs, image_limit=self.image_limit)
+        out.update(train_epochs=self.train_epochs, image_limit=self.image_limit,
+                   seed_list=self.seed_list)  # fmt: skip
         return out
 
 
@@ -73,6 +88,9 @@ class SurveyContext:
     config: SurveyConfig
     progress: bool = True
     figures: list[Figure] = field(default_factory=list)  # in the order entries added them
+    # False in the contexts of the further seeds (out: <survey out>/seeds/seed<N>): only
+    # their accuracies are kept, so entries skip figures and scans there.
+    primary: bool = True
     _trained: dict[str, Any] = field(default_factory=dict)
     _model_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     _datasets: dict[tuple[Any, ...], Dataset] = field(default_factory=dict)
@@ -159,6 +177,13 @@ class SurveyContext:
             raise NetshrinkError(f"survey run {key!r} has not been trained in this survey")
         return dict(self._model_args[key])
 
+    def for_seed(self, seed: int) -> SurveyContext:
+        """The context of a further seed: the same settings with ``seed``, its runs and
+        files under ``out/seeds/seed<N>`` (reused like the first seed's)."""
+        out = str(self.out / "seeds" / f"seed{seed}")
+        return SurveyContext(replace(self.config, seed=seed, out=out), self.progress,
+                             primary=False)  # fmt: skip
+
     def memo(self, key: str, compute: Callable[[], T]) -> T:
         """``compute()`` once per survey run: lets entries share the stages of a pipeline."""
         if key not in self._memo:
@@ -169,4 +194,5 @@ class SurveyContext:
         """Add a PNG to the report (written as ``figures/<key>.png``, shown after the plots)."""
         if any(f.key == key for f in self.figures):
             raise NetshrinkError(f"survey figure {key!r} added twice")
-        self.figures.append(Figure(key, title, png, caption))
+        if self.primary:  # a further seed's figures would repeat the first seed's
+            self.figures.append(Figure(key, title, png, caption))

@@ -95,7 +95,9 @@ def _survey_recipe(ctx: SurveyContext, name: str) -> Recipe:
     stages = []
     for stage in recipe.stages:
         if isinstance(stage, PruneStage):
-            stage = replace(stage, retrain=_scaled(ctx, stage.retrain))
+            retrain = _scaled(ctx, stage.retrain)
+            final = _scaled(ctx, stage.final_retrain) if retrain is not None else None
+            stage = replace(stage, retrain=retrain, final_retrain=final)
         elif isinstance(stage, QuantizeStage):
             stage = replace(stage, finetune=_scaled(ctx, stage.finetune))
         stages.append(stage)
@@ -213,7 +215,8 @@ def _prune_lenet5(ctx: SurveyContext) -> CompressResult:
         "recipe's targets and the densities of Deep Compression, Table 3 (conv1 66%, "
         "conv2 12%, fc1 8%, fc2 19%).",
     )
-    _lenet5_sensitivity(ctx, source)
+    if ctx.primary:
+        _lenet5_sensitivity(ctx, source)
     return result
 
 
@@ -307,7 +310,12 @@ def _retraining(recipe: Recipe) -> str:
     parts = []
     for stage in recipe.stages:
         if isinstance(stage, PruneStage) and stage.retrain is not None:
-            parts.append(f"pruning {stage.rounds} x {stage.retrain.epochs} epochs")
+            epochs = [stage.retraining(r).epochs for r in range(1, stage.rounds + 1)]
+            shift = ", ±2 px shifts" if stage.retrain.augment else ""
+            if len(set(epochs)) == 1:
+                parts.append(f"pruning {stage.rounds} x {epochs[0]} epochs{shift}")
+            else:
+                parts.append(f"pruning {' + '.join(map(str, epochs))} epochs{shift}")
         elif isinstance(stage, QuantizeStage) and stage.finetune is not None:
             parts.append(f"centroid fine-tuning {stage.finetune.epochs} epochs")
     return "retraining: " + ", ".join(parts) if parts else "no retraining at this scale"
@@ -386,5 +394,6 @@ for _key, _label, _baseline, _run in ENTRIES:
             targets_speed=True,  # on the sparse engine: smaller and faster
             baseline=_baseline,
             run=_run,
+            multi_seed=_key.startswith("lenet5"),  # SqueezeNet's training costs minutes
         )
     )

@@ -50,5 +50,6 @@ register_entry(
         targets_speed=False,
         baseline="lenet5",
         run=_run_lenet5_dsd,
+        multi_seed=True,
     )
 )

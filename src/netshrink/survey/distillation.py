@@ -90,7 +90,7 @@ def _run_alone(student: str):
 def _run_distilled(student: str, temperature: float, figure: bool):
     def run(ctx: SurveyContext) -> Measured:
         model, input_size, metrics = _distilled(ctx, student, temperature)
-        if figure:
+        if figure and ctx.primary:  # the figure's temperatures: one seed
             _temperature_figure(ctx)
         notes = (
             f"Soft targets of the teacher at T={temperature:g}, alpha={ALPHA:g} "
@@ -109,6 +109,7 @@ register_entry(
         targets_speed=False,
         baseline=TEACHER_KEY,
         run=_run_teacher,
+        multi_seed=True,
     )
 )
 for _i, (_student, _temperature) in enumerate(STUDENTS.items()):
@@ -121,6 +122,7 @@ for _i, (_student, _temperature) in enumerate(STUDENTS.items()):
             targets_speed=True,
             baseline=TEACHER_KEY,
             run=_run_alone(_student),
+            multi_seed=True,
         )
     )
     register_entry(
@@ -131,5 +133,6 @@ for _i, (_student, _temperature) in enumerate(STUDENTS.items()):
             targets_speed=True,
             baseline=TEACHER_KEY,
             run=_run_distilled(_student, _temperature, figure=_i == len(STUDENTS) - 1),
+            multi_seed=True,
         )
     )

@@ -65,7 +65,7 @@ def _lenet5_torch_prune(ctx: SurveyContext) -> Measured:
     retrains = [s for s in prune if s.retrain is not None]
     retrain = None
     if retrains:
-        epochs = sum(s.rounds * s.retrain.epochs for s in retrains)
+        epochs = sum(s.retraining(r).epochs for s in retrains for r in range(1, s.rounds + 1))
         config = replace(retrains[0].retrain, epochs=epochs)
 
         def retrain(model: nn.Module) -> None:

@@ -69,6 +69,9 @@ class SurveyEntry:
     baseline: str  # key of the row this one is compared against (itself for a baseline)
     run: Callable[[SurveyContext], Measured]
     quick: bool = True  # included in --quick runs
+    # Trained again with each further seed of ``--seeds`` (its accuracy: mean ± sd over the
+    # seeds); False: one seed. Every entry a multi-seed entry builds on must be one too.
+    multi_seed: bool = False
 
 
 _ENTRIES: dict[str, SurveyEntry] = {}

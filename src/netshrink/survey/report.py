@@ -70,12 +70,19 @@ def _cells(row: SurveyRow) -> dict[str, str]:
         "macs": _human(row.macs),
         "size": _bytes(row.size_bytes),
         "ratio": f"{row.compression_ratio:.1f}x",
-        "top1": f"{100 * row.top1:.2f}",
+        "top1": _top1(row),
         "lat": lat,
         "ort": ort,
         "theo": f"{row.speedup_theoretical:.2f}x",
         "meas": f"{row.speedup_measured:.2f}x",
     }
+
+
+def _top1(row: SurveyRow) -> str:
+    """Mean ± sample sd over the row's seeds, or the one seed's value, marked."""
+    if row.top1_std is None:
+        return f"{100 * row.top1:.2f} (1 seed)"
+    return f"{100 * row.top1:.2f} ± {100 * row.top1_std:.2f} ({len(row.top1_seeds)} seeds)"
 
 
 def _text_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -202,6 +209,10 @@ def _accuracy_plot(rows: list[SurveyRow], name: str, xs: list[float], xlabel: st
     ax = fig.add_subplot()
     ys = [100 * r.top1 for r in rows]
     _draw_rows(ax, rows, xs, ys)
+    spread = [i for i, r in enumerate(rows) if r.top1_std is not None]
+    ax.errorbar([xs[i] for i in spread], [ys[i] for i in spread],
+                yerr=[100 * rows[i].top1_std for i in spread], fmt="none", ecolor="0.35",
+                elinewidth=0.9, capsize=2.5, zorder=2.5, label="± sd over seeds")  # fmt: skip
     baselines = [i for i, r in enumerate(rows) if r.key == r.baseline]
     ax.scatter([xs[i] for i in baselines], [ys[i] for i in baselines], s=90, facecolors="none",
                edgecolors="black", linewidths=0.9, zorder=4, label="baseline")  # fmt: skip
@@ -219,7 +230,8 @@ def _accuracy_plot(rows: list[SurveyRow], name: str, xs: list[float], xlabel: st
     caption = (
         f"Test top-1 accuracy of every row against its {xlabel.split(' (')[0]} (log scale). "
         f"The green staircase is the Pareto front: no row has fewer {what} and a higher "
-        "accuracy than a point on it. Circled points are baselines."
+        "accuracy than a point on it. Circled points are baselines. Rows trained with "
+        "several seeds show their mean with ± one sample standard deviation."
     )
     return Plot(name, png_bytes(fig), keys, caption)
 
@@ -496,6 +508,8 @@ def write_report(result: SurveyResult) -> dict[str, Path]:
         "size_bytes",
         "compression_ratio",
         "top1",
+        "top1_std",
+        "top1_seeds",
         "test_images",
     ]
     fields += [f"latency_ms_b{b}" for b in batch_sizes]
@@ -506,6 +520,7 @@ def write_report(result: SurveyResult) -> dict[str, Path]:
     writer.writeheader()
     for row in result.rows:
         d = {k: getattr(row, k) for k in fields if hasattr(row, k)}
+        d["top1_seeds"] = " ".join(f"{v:.4f}" for v in row.top1_seeds)
         d.update({f"latency_ms_b{b}": row.latency_ms[b] for b in batch_sizes})
         d.update({f"latency_p10_ms_b{b}": row.latency_p10_ms.get(b) for b in batch_sizes})
         d.update({f"latency_p90_ms_b{b}": row.latency_p90_ms.get(b) for b in batch_sizes})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,7 +58,7 @@ class SurveyRow:
     macs: int
     size_bytes: int
     compression_ratio: float  # baseline size / size
-    top1: float  # test top-1, fraction
+    top1: float  # test top-1, fraction: the mean over top1_seeds
     latency_ms: dict[int, float]  # batch size -> median ms
     speedup_theoretical: float  # baseline MACs / MACs
     speedup_measured: float  # baseline latency / latency, batch 1
@@ -70,6 +71,15 @@ class SurveyRow:
     # the PyTorch runs: batch size -> median ms (empty: not exported, see onnx_note).
     onnx_latency_ms: dict[int, float] = field(default_factory=dict)
     onnx_note: str = ""
+    # Test top-1 per seed (the survey's seed first); one entry for a single-seed row. Every
+    # other column is measured on the first seed's network.
+    top1_seeds: list[float] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+
+    @property
+    def top1_std(self) -> float | None:
+        """Sample standard deviation over the seeds (None for a single-seed row)."""
+        return statistics.stdev(self.top1_seeds) if len(self.top1_seeds) > 1 else None
 
 
 @dataclass
@@ -92,7 +102,7 @@ class SurveyResult:
             "environment": self.environment,
             "test_images": self.test_images,
             "latency_repeats": self.config.repeats,
-            "rows": [asdict(r) for r in self.rows],
+            "rows": [{**asdict(r), "top1_std": r.top1_std} for r in self.rows],
             "table1": self.table1,
             "figures": [f.to_dict() for f in self.figures],
             "seconds": self.seconds,
@@ -228,6 +238,7 @@ def run_survey(config: SurveyConfig, *, progress: bool = True) -> SurveyResult:
         measured[entry.key] = entry.run(ctx)
         if progress:
             print(f"  ({time.perf_counter() - entry_started:.1f} s)", flush=True)
+    top1 = _further_seeds(ctx, entries, measured, progress)
 
     sessions, no_onnx = _onnx_sessions(measured, progress) if config.onnx else ({}, {})
     stats = _side_by_side(measured, config.batch_sizes, config.repeats, progress, sessions)
@@ -269,12 +280,32 @@ def run_survey(config: SurveyConfig, *, progress: bool = True) -> SurveyResult:
                     if entry.key + ONNX in latency[b]
                 },
                 onnx_note=no_onnx.get(entry.key, "" if config.onnx else "skipped (--no-onnx)"),
+                top1_seeds=top1[entry.key],
+                seeds=config.seed_list[: len(top1[entry.key])],
             )
         )
+        rows[-1].top1 = statistics.fmean(rows[-1].top1_seeds)
     table1 = _table1(max(2, config.repeats // 5), progress) if config.table1 else []
     return SurveyResult(
         config, rows, table1, time.perf_counter() - started, ctx.figures, environment()
     )
+
+
+def _further_seeds(
+    ctx: SurveyContext, entries: list[SurveyEntry], measured: dict[str, Measured], progress: bool
+) -> dict[str, list[float]]:
+    """Test top-1 per seed of every entry: the multi-seed entries run again, in order, in
+    one context per further seed (its own runs folder and memo); the others keep one."""
+    top1 = {key: [m.metrics["test_top1"]] for key, m in measured.items()}
+    multi = [e for e in entries if e.multi_seed]
+    further = ctx.config.seed_list[1:]
+    for seed in further if multi else []:
+        seed_ctx = ctx.for_seed(seed)
+        for i, entry in enumerate(multi, 1):
+            if progress:
+                print(f"[seed {seed}: {i}/{len(multi)}] {entry.method}", flush=True)
+            top1[entry.key].append(entry.run(seed_ctx).metrics["test_top1"])
+    return top1
 
 
 def _test_images(metrics: dict[str, float]) -> int | None:

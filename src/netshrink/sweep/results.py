@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from netshrink.atomic import atomic_write_bytes, atomic_write_text
 from netshrink.plots import agg_figure, label_points, png_bytes
 from netshrink.sweep.parallel import TrialOutcome
-from netshrink.sweep.studies import Group, SweepConfig, get_study
+from netshrink.sweep.studies import MAX_DROP, Group, SweepConfig, get_study
 
 __all__ = [
     "SweepRow",
+    "meets_aims",
+    "ratio_change_plot",
     "render_markdown",
     "render_text",
     "size_accuracy_plot",
@@ -42,6 +44,9 @@ class SweepRow:
     errors: list[float]  # per seed, in %
     test_n: int | None
     gap_closed: float | None = None  # distilled rows: (alone − distilled) / (alone − teacher)
+    ratios: list[float] = field(default_factory=list)  # compressed rows: per seed
+    changes: list[float] = field(default_factory=list)  # compressed rows: top-1 change, points
+    dead: list[int] = field(default_factory=list)  # per seed: classes whose output died
 
     @classmethod
     def single(
@@ -76,6 +81,9 @@ def _row(group: Group, outcomes: dict[str, TrialOutcome]) -> SweepRow:
         error_std=statistics.stdev(errors) if len(errors) > 1 else None,
         errors=errors,
         test_n=first.get("test_n"),
+        ratios=[r["ratio"] for r in results if "ratio" in r],
+        changes=[r["change_points"] for r in results if "change_points" in r],
+        dead=[len(r["dead_classes"]) for r in results if "dead_classes" in r],
     )
 
 
@@ -131,17 +139,77 @@ _HEADERS = ["Configuration", "Params", "Size fp32", "MACs", "Test error % (mean 
             "Errors", "Gap closed"]  # fmt: skip
 
 
+def _spread(values: list[float], digits: int) -> str:
+    if not values:
+        return "failed"
+    if len(values) == 1:
+        return f"{values[0]:+.{digits}f} (1 seed)"
+    return f"{statistics.fmean(values):+.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def meets_aims(row: SweepRow) -> tuple[int, int] | None:
+    """Compressed rows with an aim: (seeds meeting both aims, seeds that finished)."""
+    aim = row.params.get("aim_ratio")
+    if aim is None or not row.ratios:
+        return None
+    ok = sum(
+        r >= aim and c >= -MAX_DROP - 1e-9 for r, c in zip(row.ratios, row.changes, strict=True)
+    )
+    return ok, len(row.ratios)
+
+
+def _dc_cells(row: SweepRow) -> list[str]:
+    aims = meets_aims(row)
+    aim = row.params.get("aim_ratio")
+    seeds = f"{row.seeds_ok}" if row.seeds_ok == row.seeds else f"{row.seeds_ok}/{row.seeds}"
+    base = [100.0 * (1.0 - e / 100.0) - c for e, c in zip(row.errors, row.changes, strict=True)]
+    return [
+        row.label,
+        seeds,
+        "-" if not base else f"{statistics.fmean(base):.2f}",
+        _spread(row.ratios, 1).lstrip("+") + "x" if row.ratios else "failed",
+        f"{min(row.ratios):.1f}x" if row.ratios else "-",
+        _spread(row.changes, 2),
+        f"{min(row.changes):+.1f}" if row.changes else "-",
+        "-" if aim is None else f">= {aim:g}x, >= {-MAX_DROP:+.1f}",
+        "-" if aims is None else f"{aims[0]}/{aims[1]}",
+    ]
+
+
+_DC_HEADERS = ["Configuration", "Seeds", "Baseline top-1 %", "Ratio (mean ± sd)",
+               "Worst ratio", "Top-1 change, points (mean ± sd)", "Worst change", "Aims",
+               "Seeds meeting aims"]  # fmt: skip
+
+
+def _dead(row: SweepRow) -> str:
+    if not row.dead:
+        return "-"
+    runs = sum(n > 0 for n in row.dead)
+    return f"{', '.join(map(str, row.dead))} ({runs} of {len(row.dead)} runs lost classes)"
+
+
+def _table(rows: list[SweepRow]) -> tuple[list[str], list[list[str]]]:
+    if rows and all(r.role == "compressed" for r in rows):
+        return _DC_HEADERS, [_dc_cells(r) for r in rows]
+    if any(r.dead for r in rows):
+        headers = _HEADERS[:-1] + ["Dead classes per seed"]  # no gap closed here
+        return headers, [_cells(r)[:-1] + [_dead(r)] for r in rows]
+    return _HEADERS, [_cells(r) for r in rows]
+
+
 def render_text(rows: list[SweepRow]) -> str:
-    table = [_HEADERS] + [_cells(r) for r in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(_HEADERS))]
+    headers, cells = _table(rows)
+    table = [headers] + cells
+    widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def render_markdown(rows: list[SweepRow]) -> str:
-    lines = ["| " + " | ".join(_HEADERS) + " |", "|" + "---|" * len(_HEADERS)]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    headers, cells = _table(rows)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(c) + " |" for c in cells]
     return "\n".join(lines)
 
 
@@ -204,10 +272,34 @@ def temperature_plot(rows: list[SweepRow], title: str) -> bytes:
     return png_bytes(fig)
 
 
+def ratio_change_plot(rows: list[SweepRow], title: str) -> bytes:
+    """Every compressed baseline: its compression ratio against its top-1 change, one
+    colour per configuration, with the accuracy aim and each ratio aim drawn."""
+    fig = agg_figure(6.4, 4.4)
+    ax = fig.add_subplot(1, 1, 1)
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+    for i, row in enumerate(rows):
+        color = colors[i % len(colors)]
+        ax.scatter(row.ratios, row.changes, color=color, label=row.label, alpha=0.8, s=24)
+        aim = row.params.get("aim_ratio")
+        if aim is not None:
+            ax.axvline(aim, ls=":", color=color, lw=1)
+    ax.axhline(-MAX_DROP, ls="--", color="black", lw=1, label=f"aim: top-1 change >= {-MAX_DROP}")
+    ax.axhline(0.0, color="grey", lw=0.5)
+    ax.set_xlabel("compression ratio (dense fp32 bytes / file bytes)")
+    ax.set_ylabel("top-1 change after compression (points)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return png_bytes(fig)
+
+
 def sweep_plot(config: SweepConfig, rows: list[SweepRow]) -> bytes:
     title = get_study(config.study).title
     if config.study == "distill":
         return temperature_plot(rows, title)
+    if config.study == "deep-compression":
+        return ratio_change_plot(rows, title)
     return size_accuracy_plot(rows, title)
 
 

@@ -9,6 +9,11 @@
   dropout, inputs jittered by ±2 px) and each student trained alone, then one distilled
   student per point of the grid (``student``, ``temperature``, ``alpha``) from the teacher
   of the same seed.
+- ``deep-compression``: whether a recipe holds on any baseline (Han et al. 2016, Tables
+  2-3). Per point (``model``, baseline ``epochs``, ``recipe``) and seed, a baseline trained
+  with that seed and then compressed with the recipe's own retraining; each row reports the
+  compression ratio and the top-1 change over the seeds (mean ± sd and the worst) against
+  the paper's aims. By default both LeNets, 10 and 20 epochs, 5 seeds.
 
 Rows of a study's table are :class:`Group` s: one configuration, its trials over the seeds.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,6 +32,7 @@ from netshrink.data import native_input_size
 from netshrink.errors import NetshrinkError
 from netshrink.models import create, get_spec
 from netshrink.runs.load import resolve_model
+from netshrink.runs.recipe import load_recipe
 from netshrink.sweep.parallel import Trial, trial_key
 from netshrink.train import TrainConfig
 
@@ -60,6 +67,8 @@ class SweepConfig:
             raise NetshrinkError(f"--seeds must be >= 1, got {self.seeds}")
         if self.epochs is not None and self.epochs < 1:
             raise NetshrinkError(f"--epochs must be >= 1, got {self.epochs}")
+        if self.epochs is not None and "epochs" in self.grid:
+            raise NetshrinkError("--epochs and --param epochs=... both set the epochs: give one")
         for name, values in self.grid.items():
             _check_param(study, name, values)
 
@@ -72,11 +81,14 @@ class SweepConfig:
         return self.epochs or get_study(self.study).default_epochs
 
     def points(self) -> list[dict[str, Any]]:
-        """The grid's points: the swept parameters' values, in ``--param`` order."""
-        names = list(self.grid)
-        return [
-            dict(zip(names, combo, strict=True)) for combo in itertools.product(*self.grid.values())
-        ]
+        """The grid's points: the swept parameters' values, in ``--param`` order (then the
+        study's default grid for the parameters not given)."""
+        grid = {**self.grid}
+        for name, values in get_study(self.study).default_grid.items():
+            if name not in grid and not (name == "epochs" and self.epochs is not None):
+                grid[name] = list(values)
+        names = list(grid)
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*grid.values())]
 
     def value(self, point: dict[str, Any], name: str) -> Any:
         return point.get(name, get_study(self.study).params[name].default)
@@ -105,6 +117,7 @@ class Study:
     default_epochs: int
     default_seeds: int
     plan: Callable[[SweepConfig], tuple[list[Trial], list[Group]]]
+    default_grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # when not swept
 
 
 def parse_params(study_name: str, pairs: Sequence[str]) -> dict[str, list[Any]]:
@@ -160,7 +173,10 @@ def _train(config: SweepConfig, seed: int, **overrides: Any) -> dict[str, Any]:
 
 # --- squeezenet ---------------------------------------------------------------------------
 
-_MODEL_PARAMS = ("squeeze_ratio", "pct3x3", "base_e", "incr_e", "freq", "bypass", "init")
+_MODEL_PARAMS = (
+    "squeeze_ratio", "pct3x3", "base_e", "incr_e", "freq", "bypass", "init", "bypass_scale",
+)  # fmt: skip
+_TRAIN_PARAMS = ("lr", "warmup_epochs", "clip_grad_norm")  # the bypass study's remedies
 
 
 def _plan_squeezenet(config: SweepConfig) -> tuple[list[Trial], list[Group]]:
@@ -168,7 +184,11 @@ def _plan_squeezenet(config: SweepConfig) -> tuple[list[Trial], list[Group]]:
     for point in config.points():
         model = f"squeezenet{config.value(point, 'version')}"
         args = {k: point[k] for k in _MODEL_PARAMS if k in point}
+        if args.get("bypass_scale") == 1.0:
+            del args["bypass_scale"]  # the default: no bypass needed
         _check_model(model, {**args, "num_classes": 10, "in_chans": 1, "small_input": True})
+        schedule = {k: config.value(point, k) for k in _TRAIN_PARAMS}
+        _train(config, 0, **schedule)  # bad values (warm-up longer than training): now
         keys = []
         for seed in config.seed_list:
             key = trial_key(point, seed)
@@ -176,8 +196,9 @@ def _plan_squeezenet(config: SweepConfig) -> tuple[list[Trial], list[Group]]:
                 "model": model,
                 "model_args": args,
                 "data": config.data,
-                "train": _train(config, seed, lr=SQUEEZENET_LR),
+                "train": _train(config, seed, **schedule),
                 "limit": config.limit,
+                "count_dead": True,
             }
             trials.append(Trial(key, f"{_TRIALS}:train_trial", kwargs))
             keys.append(key)
@@ -229,6 +250,60 @@ def _plan_distill(config: SweepConfig) -> tuple[list[Trial], list[Group]]:
     return trials, groups
 
 
+# --- deep-compression ----------------------------------------------------------------------
+
+# The papers' figures each shipped LeNet recipe is held to (Han et al. 2016, Tables 2-3;
+# shared/reference/papers.md): at least this compression ratio, and top-1 no more than
+# MAX_DROP points below the baseline it was compressed from.
+DC_AIMS = {"lenet300_100": 40.0, "lenet5": 39.0}
+MAX_DROP = 0.2
+
+
+def _plan_deep_compression(config: SweepConfig) -> tuple[list[Trial], list[Group]]:
+    trials: list[Trial] = []
+    groups: list[Group] = []
+    baselines: set[str] = set()
+    for point in config.points():
+        model = config.value(point, "model")
+        epochs = point.get("epochs", config.train_epochs)
+        source = config.value(point, "recipe") or model  # default: the model's shipped recipe
+        recipe = load_recipe(source)  # a bad name or file: one line, before anything runs
+        aim = DC_AIMS.get(model) if source == model else None
+        label = f"{model} {epochs} epochs, recipe {source}"
+        keys = []
+        for seed in config.seed_list:
+            base_key = "baseline," + trial_key({"model": model, "epochs": epochs}, seed)
+            if base_key not in baselines:
+                baselines.add(base_key)
+                kwargs = {
+                    "model": model,
+                    "model_args": {},
+                    "data": config.data,
+                    "train": TrainConfig(epochs=epochs, seed=seed).to_dict(),
+                    "limit": config.limit,
+                }
+                trials.append(Trial(base_key, f"{_TRIALS}:train_trial", kwargs))
+            name = Path(source).stem if source != model else model
+            key = "compressed," + trial_key(
+                {"model": model, "epochs": epochs, "recipe": _key_safe(name)}, seed
+            )
+            kwargs = {
+                "baseline": base_key,  # a trial key: trials/<key>/model.pt
+                "recipe": recipe.to_dict(),  # the content, so an edited file reruns
+                "data": config.data,
+                "limit": config.limit,
+            }
+            trials.append(Trial(key, f"{_TRIALS}:compress_trial", kwargs, (base_key,)))
+            keys.append(key)
+        params = {"model": model, "epochs": epochs, "recipe": source, "aim_ratio": aim}
+        groups.append(Group(label, "compressed", params, tuple(keys)))
+    return trials, groups
+
+
+def _key_safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "_.+-" else "-" for c in text) or "recipe"
+
+
 def _check_distill_values(grid: dict[str, list[Any]]) -> None:
     from netshrink.distill import DistillConfig
 
@@ -251,6 +326,10 @@ STUDIES: dict[str, Study] = {
             "freq": Param(int, 2),
             "bypass": Param(str, "none", ("none", "simple", "complex")),
             "init": Param(str, "kaiming", ("kaiming", "lsuv")),
+            "bypass_scale": Param(float, 1.0),  # shortcut re-scaling; 1: the paper
+            "lr": Param(float, SQUEEZENET_LR),
+            "warmup_epochs": Param(int, 0),
+            "clip_grad_norm": Param(float, 0.0),  # 0: no clipping
         },
         default_epochs=6,
         default_seeds=1,
@@ -267,6 +346,19 @@ STUDIES: dict[str, Study] = {
         default_epochs=30,
         default_seeds=3,
         plan=_plan_distill,
+    ),
+    "deep-compression": Study(
+        "deep-compression",
+        "Deep Compression on any baseline (Han, Mao & Dally 2016, Tables 2-3)",
+        {
+            "model": Param(str, "lenet5"),
+            "epochs": Param(int, 20),  # the baseline's training epochs
+            "recipe": Param(str, ""),  # a shipped recipe's name or a YAML file; "": the model's
+        },
+        default_epochs=20,
+        default_seeds=5,
+        plan=_plan_deep_compression,
+        default_grid={"model": ("lenet300_100", "lenet5"), "epochs": (10, 20)},
     ),
 }
 
