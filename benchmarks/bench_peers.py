@@ -162,7 +162,9 @@ def scaled_recipe(
     stages = []
     for stage in recipe.stages:
         if isinstance(stage, PruneStage):
-            stage = replace(stage, retrain=scaled(stage.retrain))
+            retrain = scaled(stage.retrain)
+            final = scaled(stage.final_retrain) if retrain is not None else None
+            stage = replace(stage, retrain=retrain, final_retrain=final)
         elif isinstance(stage, QuantizeStage):
             stage = replace(stage, finetune=scaled(stage.finetune))
         stages.append(stage)
@@ -170,9 +172,9 @@ def scaled_recipe(
 
 
 def prune_epochs(recipe: Recipe) -> tuple[int, TrainConfig | None]:
-    """Epochs the prune stages retrain in all (rounds x epochs), and the first one's config."""
+    """Epochs the prune stages retrain in all (every round's), and the first one's config."""
     stages = [s for s in recipe.stages if isinstance(s, PruneStage) and s.retrain is not None]
-    total = sum(s.rounds * s.retrain.epochs for s in stages)
+    total = sum(s.retraining(r).epochs for s in stages for r in range(1, s.rounds + 1))
     return total, (stages[0].retrain if stages else None)
 
 

@@ -11,7 +11,7 @@ from netshrink.data.dataset import Dataset, ImageSplit
 from netshrink.errors import NetshrinkError
 from netshrink.models import create
 from netshrink.models.squeezenet import Fire
-from netshrink.train import TrainConfig, dead_classes, make_optimizer, train
+from netshrink.train import TrainConfig, dead_classes, train
 
 
 def _data(n=96, classes=3, seed=0):
@@ -78,12 +78,6 @@ def test_clipping_bounds_every_steps_gradient_norm(monkeypatch):
     assert min(spy.norms) > 1e-2  # without clipping the same run's gradients are larger
     with pytest.raises(NetshrinkError, match="clip_grad_norm must be a finite number"):
         TrainConfig(clip_grad_norm=-1.0)
-
-
-def test_make_optimizer_state_is_not_changed_by_warmup():
-    config = TrainConfig(epochs=3, lr=0.01, warmup_epochs=1)
-    opt, sched = make_optimizer(_net(), config)
-    assert opt.param_groups[0]["lr"] == 0.01  # warm-up acts per step inside train()
 
 
 def test_dead_classes_are_those_whose_output_is_zero_on_every_image():

@@ -1,5 +1,6 @@
 """Multi-seed survey rows: the further seeds' runs, their mean ± sd, single-seed marks."""
 
+import hashlib
 import json
 import statistics
 
@@ -17,10 +18,28 @@ from netshrink.train import evaluate
 def test_every_multi_seed_entry_builds_only_on_multi_seed_entries_or_trains_its_own():
     multi = {e.key for e in list_entries() if e.multi_seed}
     assert {"lenet5", "lenet5_bwn", "lenet5_xnor", "lenet5_pruned", "lenet5_pq", "lenet5_dc",
-            "mlp_teacher", "mlp2x800_alone", "mlp2x30_distilled"} <= multi  # fmt: skip
+            "mlp2x800_alone", "mlp2x800_distilled", "mlp2x30_distilled"} <= multi  # fmt: skip
     entries = {e.key: e for e in list_entries()}
-    for key in multi:  # a row's spread is against a baseline that has one too
-        assert entries[entries[key].baseline].multi_seed, key
+    for key in multi:  # a row's spread is against a baseline with one, or one shared by all
+        base = entries[entries[key].baseline]
+        assert base.multi_seed or base.key in base.shared_runs, key
+
+
+def test_further_seeds_students_learn_from_the_first_seeds_teacher(tmp_path):
+    config = SurveyConfig(out=str(tmp_path), quick=True, seeds=2, limit=300,
+                          only=("mlp2x800_distilled",), table1=False, onnx=False,
+                          latency_repeats=2)  # fmt: skip
+    result = run_survey(config, progress=False)
+    rows = {r.key: r for r in result.rows}
+    assert len(rows["mlp2x800_distilled"].top1_seeds) == 2
+    assert len(rows["mlp_teacher"].top1_seeds) == 1  # trained once, shared
+    seed1 = tmp_path / "seeds" / "seed1" / "runs"
+    assert not (seed1 / "mlp_teacher").exists()
+    student = load_checkpoint(seed1 / "mlp2x800_distilled_T20" / "model.pt")
+    assert student.config["train"]["seed"] == 1
+    teacher = (tmp_path / "runs" / "mlp_teacher" / "model.pt").read_bytes()
+    (recorded,) = student.config["distill"]["teachers"]
+    assert recorded["sha256"] == hashlib.sha256(teacher).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +78,14 @@ def test_results_record_every_seed(two_seeds):
     row = next(r for r in record["rows"] if r["key"] == "lenet5")
     assert row["top1_seeds"] == result.rows[0].top1_seeds and row["top1_std"] is not None
     assert record["config"]["seed_list"] == [0, 1]
+
+
+def test_seeds_with_no_multi_seed_row_selected_is_refused(capsys, tmp_path):
+    code = main(["survey", "--only", "squeezenet1_1", "--seeds", "3", "--out",
+                 str(tmp_path / "s")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "--seeds 3: none of the selected rows" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from netshrink.runs.checkpoint import load_checkpoint
 from netshrink.runs.load import load_trained
 from netshrink.sweep import Group, SweepConfig, TrialOutcome, render_text, summarize
 from netshrink.sweep.results import meets_aims
-from netshrink.sweep.studies import DC_AIMS, plan
+from netshrink.sweep.studies import DC_AIMS, SQUEEZENET_LR, plan
 from netshrink.train import evaluate
 from tests.cli.helpers import one_line_error, run
 
@@ -65,6 +65,9 @@ def test_baselines_are_shared_by_recipes_and_other_recipes_have_no_aim(tmp_path)
         ({"epochs": [5]}, 5, "--epochs and --param epochs=... both set the epochs"),
         ({"recipe": ["no_such_recipe"]}, None, "recipe no_such_recipe does not exist"),
         ({"model": ["mlp2x800"]}, None, "recipe mlp2x800 does not exist"),
+        ({"model": ["lenet30"]}, None, "unknown model 'lenet30'"),
+        ({"model": ["lenet300_100"], "recipe": ["lenet5"]}, None, "'conv1'"),
+        ({"epochs": [0]}, None, "epochs must be >= 1, got 0"),
     ],
 )
 def test_bad_settings_fail_before_running(tmp_path, grid, epochs, needle):
@@ -72,6 +75,23 @@ def test_bad_settings_fail_before_running(tmp_path, grid, epochs, needle):
         plan(SweepConfig("deep-compression", grid, epochs=epochs, out=str(tmp_path / "s")))
     assert needle in str(info.value) and "\n" not in str(info.value)
     assert not (tmp_path / "s").exists()
+
+
+def test_recipes_that_would_share_a_trial_name_are_refused(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "tiny.yaml").write_text(TINY_RECIPE)
+    grid = {"model": ["lenet300_100"], "recipe": [str(tmp_path / "a" / "tiny.yaml"),
+                                                    str(tmp_path / "b" / "tiny.yaml")]}  # fmt: skip
+    with pytest.raises(NetshrinkError, match="would share the trial name 'tiny'"):
+        plan(SweepConfig("deep-compression", grid, out=str(tmp_path / "s")))
+
+
+def test_the_record_names_the_grid_that_ran(tmp_path):
+    config = SweepConfig("deep-compression", {"model": ["lenet5"]}, out=str(tmp_path))
+    assert config.to_dict()["swept"] == {"model": ["lenet5"], "epochs": [10, 20]}
+    config = SweepConfig("deep-compression", {}, epochs=3, out=str(tmp_path))
+    assert config.to_dict()["swept"] == {"model": ["lenet300_100", "lenet5"]}
 
 
 def test_summary_reports_spread_worst_case_and_the_seeds_meeting_the_aims():
@@ -138,3 +158,12 @@ def test_cli_refuses_epochs_given_twice(capsys, tmp_path):
         "--out", tmp_path / "s",
     )  # fmt: skip
     one_line_error(code, err, "--epochs and --param epochs=... both set the epochs")
+
+
+def test_squeezenet_baselines_train_at_its_rate_and_its_recipe_fits(tmp_path):
+    grid = {"model": ["squeezenet1_0"], "recipe": ["squeezenet1_0_table1"]}
+    trials, groups = plan(SweepConfig("deep-compression", grid, seeds=1, epochs=2,
+                                      out=str(tmp_path)))  # fmt: skip
+    base = next(t for t in trials if t.key.startswith("baseline,"))
+    assert base.kwargs["train"]["lr"] == SQUEEZENET_LR
+    assert groups[0].params["aim_ratio"] is None  # the paper's 510x is against AlexNet

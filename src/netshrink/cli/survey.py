@@ -56,10 +56,12 @@ def cmd_survey(args: argparse.Namespace) -> int:
         write_report,
     )
     from netshrink.survey.report import peer_summary, quick_notice, runtime_summary
+    from netshrink.survey.survey import select_entries
 
     config = SurveyConfig(
         quick=args.quick, table1=not args.no_table1, onnx=not args.no_onnx, **given(args, FIELDS)
     )
+    select_entries(config)  # an unknown --only key or a --seeds it cannot honour: now
     if args.quiet:
         # Entries print their own progress lines (each training run's accuracy): silence
         # them all here rather than teach every entry about --quiet. Errors go to stderr.

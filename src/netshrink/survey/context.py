@@ -95,6 +95,7 @@ class SurveyContext:
     _model_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     _datasets: dict[tuple[Any, ...], Dataset] = field(default_factory=dict)
     _memo: dict[str, Any] = field(default_factory=dict)
+    _run_dirs: dict[str, Path] = field(default_factory=dict)  # runs shared from another context
 
     @property
     def out(self) -> Path:
@@ -159,7 +160,7 @@ class SurveyContext:
             reuse=True,
             limit=self.config.image_limit,
             progress=self.progress,
-            teachers=[self.out / "runs" / k / "model.pt" for k in teachers],
+            teachers=[self._run_dir(k) / "model.pt" for k in teachers],
             distill_config=distill,
         )
         ckpt = run.checkpoint
@@ -177,12 +178,24 @@ class SurveyContext:
             raise NetshrinkError(f"survey run {key!r} has not been trained in this survey")
         return dict(self._model_args[key])
 
-    def for_seed(self, seed: int) -> SurveyContext:
+    def _run_dir(self, key: str) -> Path:
+        return self._run_dirs.get(key, self.out / "runs" / key)
+
+    def for_seed(self, seed: int, share: tuple[str, ...] = ()) -> SurveyContext:
         """The context of a further seed: the same settings with ``seed``, its runs and
-        files under ``out/seeds/seed<N>`` (reused like the first seed's)."""
+        files under ``out/seeds/seed<N>`` (reused like the first seed's). The runs named
+        in ``share`` (trained here) are this context's too: e.g. one teacher for every
+        seed's students."""
         out = str(self.out / "seeds" / f"seed{seed}")
-        return SurveyContext(replace(self.config, seed=seed, out=out), self.progress,
-                             primary=False)  # fmt: skip
+        other = SurveyContext(replace(self.config, seed=seed, out=out), self.progress,
+                              primary=False)  # fmt: skip
+        for key in share:
+            if key not in self._trained:
+                raise NetshrinkError(f"survey run {key!r} is shared but not trained yet")
+            other._trained[key] = self._trained[key]
+            other._model_args[key] = self._model_args[key]
+            other._run_dirs[key] = self._run_dir(key)
+        return other
 
     def memo(self, key: str, compute: Callable[[], T]) -> T:
         """``compute()`` once per survey run: lets entries share the stages of a pipeline."""

@@ -50,6 +50,5 @@ register_entry(
         targets_speed=False,
         baseline="lenet5",
         run=_run_lenet5_dsd,
-        multi_seed=True,
     )
 )

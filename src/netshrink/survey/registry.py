@@ -72,6 +72,9 @@ class SurveyEntry:
     # Trained again with each further seed of ``--seeds`` (its accuracy: mean ± sd over the
     # seeds); False: one seed. Every entry a multi-seed entry builds on must be one too.
     multi_seed: bool = False
+    # Training runs of this entry that the further seeds' entries use as they are (keys of
+    # ctx.train): the distillation teacher, so each seed's students learn from seed 0's.
+    shared_runs: tuple[str, ...] = ()
 
 
 _ENTRIES: dict[str, SurveyEntry] = {}

@@ -210,9 +210,10 @@ def _accuracy_plot(rows: list[SurveyRow], name: str, xs: list[float], xlabel: st
     ys = [100 * r.top1 for r in rows]
     _draw_rows(ax, rows, xs, ys)
     spread = [i for i, r in enumerate(rows) if r.top1_std is not None]
-    ax.errorbar([xs[i] for i in spread], [ys[i] for i in spread],
-                yerr=[100 * rows[i].top1_std for i in spread], fmt="none", ecolor="0.35",
-                elinewidth=0.9, capsize=2.5, zorder=2.5, label="± sd over seeds")  # fmt: skip
+    if spread:
+        ax.errorbar([xs[i] for i in spread], [ys[i] for i in spread],
+                    yerr=[100 * rows[i].top1_std for i in spread], fmt="none", ecolor="0.35",
+                    elinewidth=0.9, capsize=2.5, zorder=2.5, label="± sd over seeds")  # fmt: skip
     baselines = [i for i, r in enumerate(rows) if r.key == r.baseline]
     ax.scatter([xs[i] for i in baselines], [ys[i] for i in baselines], s=90, facecolors="none",
                edgecolors="black", linewidths=0.9, zorder=4, label="baseline")  # fmt: skip

@@ -149,7 +149,14 @@ def select_entries(config: SurveyConfig) -> list[SurveyEntry]:
             wanted |= missing  # baselines of baselines too (the bypass rows' SqueezeNet)
     else:
         wanted = {k for k, e in entries.items() if e.quick or not config.quick}
-    return [e for e in entries.values() if e.key in wanted]
+    chosen = [e for e in entries.values() if e.key in wanted]
+    if (config.seeds or 1) > 1 and not any(e.multi_seed for e in chosen):
+        multi = ", ".join(e.key for e in entries.values() if e.multi_seed)
+        raise NetshrinkError(
+            f"--seeds {config.seeds}: none of the selected rows is trained with several seeds "
+            f"(those are: {multi})"
+        )
+    return chosen
 
 
 def _table1(repeats: int, progress: bool) -> list[dict[str, Any]]:
@@ -227,8 +234,8 @@ def run_survey(config: SurveyConfig, *, progress: bool = True) -> SurveyResult:
     ``progress=False`` prints nothing of the runner's own (entries may still print).
     """
     started = time.perf_counter()
-    ensure_dir(config.out)
     entries = select_entries(config)
+    ensure_dir(config.out)
     ctx = SurveyContext(config, progress=progress)
     measured: dict[str, Measured] = {}
     for i, entry in enumerate(entries, 1):
@@ -299,8 +306,9 @@ def _further_seeds(
     top1 = {key: [m.metrics["test_top1"]] for key, m in measured.items()}
     multi = [e for e in entries if e.multi_seed]
     further = ctx.config.seed_list[1:]
+    share = tuple(k for e in entries for k in e.shared_runs)
     for seed in further if multi else []:
-        seed_ctx = ctx.for_seed(seed)
+        seed_ctx = ctx.for_seed(seed, share=share)
         for i, entry in enumerate(multi, 1):
             if progress:
                 print(f"[seed {seed}: {i}/{len(multi)}] {entry.method}", flush=True)

@@ -147,6 +147,14 @@ def _spread(values: list[float], digits: int) -> str:
     return f"{statistics.fmean(values):+.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
+def _ratio_spread(ratios: list[float]) -> str:
+    if not ratios:
+        return "failed"
+    if len(ratios) == 1:
+        return f"{ratios[0]:.1f}x (1 seed)"
+    return f"{statistics.fmean(ratios):.1f}x ± {statistics.stdev(ratios):.1f}"
+
+
 def meets_aims(row: SweepRow) -> tuple[int, int] | None:
     """Compressed rows with an aim: (seeds meeting both aims, seeds that finished)."""
     aim = row.params.get("aim_ratio")
@@ -167,7 +175,7 @@ def _dc_cells(row: SweepRow) -> list[str]:
         row.label,
         seeds,
         "-" if not base else f"{statistics.fmean(base):.2f}",
-        _spread(row.ratios, 1).lstrip("+") + "x" if row.ratios else "failed",
+        _ratio_spread(row.ratios),
         f"{min(row.ratios):.1f}x" if row.ratios else "-",
         _spread(row.changes, 2),
         f"{min(row.changes):+.1f}" if row.changes else "-",
@@ -275,7 +283,7 @@ def temperature_plot(rows: list[SweepRow], title: str) -> bytes:
 def ratio_change_plot(rows: list[SweepRow], title: str) -> bytes:
     """Every compressed baseline: its compression ratio against its top-1 change, one
     colour per configuration, with the accuracy aim and each ratio aim drawn."""
-    fig = agg_figure(6.4, 4.4)
+    fig = agg_figure(6.4, 5.2)
     ax = fig.add_subplot(1, 1, 1)
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
     for i, row in enumerate(rows):
@@ -290,7 +298,8 @@ def ratio_change_plot(rows: list[SweepRow], title: str) -> bytes:
     ax.set_ylabel("top-1 change after compression (points)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
+              frameon=False)  # below the axes: clear of every point  # fmt: skip
     return png_bytes(fig)
 
 

@@ -31,6 +31,7 @@ import torch
 from netshrink.data import native_input_size
 from netshrink.errors import NetshrinkError
 from netshrink.models import create, get_spec
+from netshrink.runs.compress import check_recipe
 from netshrink.runs.load import resolve_model
 from netshrink.runs.recipe import load_recipe
 from netshrink.sweep.parallel import Trial, trial_key
@@ -96,6 +97,11 @@ class SweepConfig:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.update(seeds=len(self.seed_list), epochs=self.train_epochs)
+        defaults = get_study(self.study).default_grid
+        out["swept"] = {  # the grid that ran: --param lists, then the study's defaults
+            name: list(values) for name, values in {**defaults, **self.grid}.items()
+            if name in self.grid or not (name == "epochs" and self.epochs is not None)
+        }  # fmt: skip
         return out
 
 
@@ -263,11 +269,25 @@ def _plan_deep_compression(config: SweepConfig) -> tuple[list[Trial], list[Group
     trials: list[Trial] = []
     groups: list[Group] = []
     baselines: set[str] = set()
+    names: dict[str, str] = {}  # a recipe's name in the trial keys -> the recipe given
+    native = native_input_size(config.data)
     for point in config.points():
         model = config.value(point, "model")
+        get_spec(model)  # an unknown model: one line with the nearest name
         epochs = point.get("epochs", config.train_epochs)
+        if epochs < 1:
+            raise NetshrinkError(f"epochs must be >= 1, got {epochs}")
         source = config.value(point, "recipe") or model  # default: the model's shipped recipe
         recipe = load_recipe(source)  # a bad name or file: one line, before anything runs
+        args, _ = resolve_model(model, native, {})
+        with torch.device("meta"):  # a recipe naming layers the model lacks fails now
+            check_recipe(create(model, **{"num_classes": 10, **args}), recipe)
+        name = _key_safe(Path(source).stem if source != model else model)
+        if names.setdefault(name, source) != source:
+            raise NetshrinkError(
+                f"recipes {names[name]} and {source} would share the trial name {name!r}: "
+                "rename one of the files"
+            )
         aim = DC_AIMS.get(model) if source == model else None
         label = f"{model} {epochs} epochs, recipe {source}"
         keys = []
@@ -279,14 +299,12 @@ def _plan_deep_compression(config: SweepConfig) -> tuple[list[Trial], list[Group
                     "model": model,
                     "model_args": {},
                     "data": config.data,
-                    "train": TrainConfig(epochs=epochs, seed=seed).to_dict(),
+                    "train": TrainConfig(epochs=epochs, seed=seed, **_baseline_lr(model)).to_dict(),
                     "limit": config.limit,
                 }
                 trials.append(Trial(base_key, f"{_TRIALS}:train_trial", kwargs))
-            name = Path(source).stem if source != model else model
-            key = "compressed," + trial_key(
-                {"model": model, "epochs": epochs, "recipe": _key_safe(name)}, seed
-            )
+            point_key = trial_key({"model": model, "epochs": epochs, "recipe": name}, seed)
+            key = "compressed," + point_key
             kwargs = {
                 "baseline": base_key,  # a trial key: trials/<key>/model.pt
                 "recipe": recipe.to_dict(),  # the content, so an edited file reruns
@@ -298,6 +316,11 @@ def _plan_deep_compression(config: SweepConfig) -> tuple[list[Trial], list[Group
         params = {"model": model, "epochs": epochs, "recipe": source, "aim_ratio": aim}
         groups.append(Group(label, "compressed", params, tuple(keys)))
     return trials, groups
+
+
+def _baseline_lr(model: str) -> dict[str, float]:
+    """Adam's default 1e-3, but SqueezeNet's 2e-4 (at 1e-3 its final ReLU dies)."""
+    return {"lr": SQUEEZENET_LR} if get_spec(model).family == "squeezenet" else {}
 
 
 def _key_safe(text: str) -> str:
