@@ -216,8 +216,8 @@ def test_a_recipe_key_error_lists_every_key_valid_there():
     from netshrink.runs.recipe import parse_recipe
 
     bad = {"stages": [{"prune": {"sparsity": {"*": 0.5}, "retrian": {"epochs": 1}}}]}
-    with pytest.raises(NetshrinkError, match=r"prune.retrian \(known: quality, retrain, "
-                       r"rounds, sparsity\)"):  # fmt: skip
+    with pytest.raises(NetshrinkError, match=r"prune.retrian \(known: final_retrain, quality, "
+                       r"retrain, rounds, sparsity\)"):  # fmt: skip
         parse_recipe(bad)
     bad = {"stages": [{"quantize": {"fine_tune": {}}}]}
     with pytest.raises(NetshrinkError, match=r"known: bits, conv_bits, exclude, fc_bits, "
