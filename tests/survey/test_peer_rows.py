@@ -114,3 +114,12 @@ def test_runtime_summary_medians():
     rows = [_row(f"r{i}", "m", 1, 0.5, lat, {1: 1.0}) for i, lat in enumerate((0.5, 2.0, 3.0))]
     (line,) = runtime_summary(rows)
     assert "faster than the row's own runtime on 2 of 3" in line and "2.00x" in line
+
+
+def test_peer_summary_compares_the_first_seeds_networks():
+    # The DC row's mean (0.94) is below the peer, but both start from seed 0's network,
+    # on which DC scores 0.98: a mean of other seeds' networks is not compared with it.
+    dc = _row("lenet5_dc", "DC", 100, 0.94, 1.0)
+    dc.top1_seeds = [0.98, 0.92, 0.92]
+    (line,) = peer_summary([dc, _row("lenet5_fp16", "fp16", 200, 0.97, 1.0)])
+    assert "1.0 points more accurate" in line
