@@ -272,7 +272,7 @@ def run_survey(config: SurveyConfig, *, progress: bool = True) -> SurveyResult:
                 macs=prof.macs,
                 size_bytes=size,
                 compression_ratio=base_size / size,
-                top1=m.metrics["test_top1"],
+                top1=statistics.fmean(top1[entry.key]),
                 latency_ms={b: latency[b][entry.key] for b in config.batch_sizes},
                 speedup_theoretical=base_prof.macs / prof.macs,
                 speedup_measured=latency[first_batch][entry.baseline]
@@ -291,7 +291,6 @@ def run_survey(config: SurveyConfig, *, progress: bool = True) -> SurveyResult:
                 seeds=config.seed_list[: len(top1[entry.key])],
             )
         )
-        rows[-1].top1 = statistics.fmean(rows[-1].top1_seeds)
     table1 = _table1(max(2, config.repeats // 5), progress) if config.table1 else []
     return SurveyResult(
         config, rows, table1, time.perf_counter() - started, ctx.figures, environment()
