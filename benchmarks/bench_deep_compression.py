@@ -206,15 +206,16 @@ def run_grid(ctx: Context, config: SweepConfig) -> Any:
     result = run_sweep(config, jobs=ctx.args.jobs, progress=False)
     if result.failed:
         print(f"{len(result.failed)} trials failed: {[o.key for o in result.failed]}")
-    print(f"\n{'model':<14} {'epochs':>6} {'seed':>4} {'base top-1':>10} {'comp top-1':>10} "
-          f"{'change':>7} {'file bytes':>10} {'ratio':>7}")  # fmt: skip
+    print(f"\n{'model':<14} {'recipe':<26} {'epochs':>6} {'seed':>4} {'base top-1':>10} "
+          f"{'comp top-1':>10} {'change':>7} {'file bytes':>10} {'ratio':>7}")  # fmt: skip
     for group in plan(config)[1]:
         for seed, key in zip(config.seed_list, group.keys, strict=True):
             r = result.outcomes[key].result
             if r is None:
                 continue
             print(
-                f"{group.params['model']:<14} {group.params['epochs']:>6} {seed:>4} "
+                f"{group.params['model']:<14} {group.params['recipe']:<26} "
+                f"{group.params['epochs']:>6} {seed:>4} "
                 f"{100 * r['baseline_top1']:>9.2f}% {100 * r['test_top1']:>9.2f}% "
                 f"{r['change_points']:>+6.1f}p {r['file_bytes']:>10,} {r['ratio']:>6.1f}x"
             )
